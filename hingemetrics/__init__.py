@@ -1,0 +1,12 @@
+"""hingemetrics: stateful hinge-loss metrics for PyTorch, built on torchmetrics.
+
+Every metric keeps summed float64 statistics, syncs them across processes in one ``all_reduce`` and plots
+itself. The arithmetic lives in :mod:`hingemetrics.functional`, shared by the functional and class forms.
+"""
+
+from hingemetrics import functional
+from hingemetrics._classification import BinaryHingeLoss, HingeLoss, MulticlassHingeLoss
+
+__version__ = "0.1.0"
+
+__all__ = ["BinaryHingeLoss", "HingeLoss", "MulticlassHingeLoss", "__version__", "functional"]

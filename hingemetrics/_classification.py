@@ -1,0 +1,192 @@
+"""Stateful binary and multiclass hinge metrics, and the ``HingeLoss(task=...)`` dispatcher."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from hingemetrics._base import SumStateMetric
+from hingemetrics.functional import _checks as C
+from hingemetrics.functional._binary import _binary_hinge_check_tensors, _binary_hinge_update
+from hingemetrics.functional._common import hinge_compute
+from hingemetrics.functional._multiclass import _multiclass_hinge_check_tensors, _multiclass_hinge_update
+
+__all__ = ["BinaryHingeLoss", "HingeLoss", "MulticlassHingeLoss"]
+
+
+class BinaryHingeLoss(SumStateMetric):
+    r"""Binary hinge loss, accumulated over batches.
+
+    .. math::
+        \text{loss} = \frac{\sum_i w_i \max(0,\ m - y_i s_i)^p}{\sum_i w_i}
+
+    with :math:`y_i = +1` where the target is 1 and :math:`-1` where it is 0 or -1, and :math:`p = 2` when
+    ``squared``. The state is the float64 pair (weighted loss sum, weight total).
+
+    ``update(preds, target, sample_weight=None)`` takes float scores ``(N, ...)``, labels ``(N, ...)`` in {0, 1} or
+    {-1, 1} (or bool), and optional non-negative weights shaped like ``target`` or ``(N,)``. ``compute()`` returns a
+    float64 scalar, nan before any data. See :func:`hingemetrics.functional.binary_hinge_loss` for every argument.
+
+    Example:
+        >>> import torch
+        >>> from hingemetrics import BinaryHingeLoss
+        >>> metric = BinaryHingeLoss()
+        >>> metric.update(torch.tensor([0.5, 0.7]), torch.tensor([0, 1]))
+        >>> metric.update(torch.tensor([0.1]), torch.tensor([1]))
+        >>> metric.compute()
+        tensor(0.9000, dtype=torch.float64)
+    """
+
+    loss_sum: Tensor
+    weight_sum: Tensor
+
+    def __init__(
+        self,
+        squared: bool = False,
+        ignore_index: int | None = None,
+        validate_args: bool = True,
+        *,
+        margin: float = 1.0,
+        normalization: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        C.check_binary_args(squared, ignore_index, validate_args, margin, normalization)
+        self.squared = squared
+        self.ignore_index = ignore_index
+        self.validate_args = validate_args
+        self.margin = margin
+        self.normalization = normalization
+        self._add_sum_state("loss_sum")
+        self._add_sum_state("weight_sum")
+
+    def _batch_statistics(self, preds: Tensor, target: Tensor, sample_weight: Tensor | None) -> tuple[Tensor, ...]:
+        _binary_hinge_check_tensors(preds, target, sample_weight, self.ignore_index, self.validate_args)
+        return _binary_hinge_update(
+            preds,
+            target,
+            margin=self.margin,
+            squared=self.squared,
+            ignore_index=self.ignore_index,
+            normalization=self.normalization,
+            sample_weight=sample_weight,
+        )
+
+    def compute(self) -> Tensor:
+        """The weighted mean hinge loss over everything seen since the last reset."""
+        return hinge_compute(self.loss_sum, self.weight_sum)
+
+
+class MulticlassHingeLoss(SumStateMetric):
+    r"""Multiclass hinge loss (Crammer-Singer, one-vs-all or Weston-Watkins), accumulated over batches.
+
+    .. math::
+        \text{crammer-singer:}\quad \ell = \max\big(0,\ m - s_y + \max_{j \ne y} s_j\big)^p
+
+        \text{weston-watkins:}\quad \ell = \frac{1}{C} \sum_{j \ne y} \max(0,\ m - s_y + s_j)^p
+
+        \text{one-vs-all:}\quad \ell_c = \max(0,\ m - y_c s_c)^p
+
+    ``update(preds, target, sample_weight=None)`` takes float scores ``(N, C, ...)``, class indices ``(N, ...)`` or
+    one-hot targets ``(N, C, ...)``, and optional weights ``(N, ...)`` or ``(N,)``. ``compute()`` returns the
+    weighted mean: a float64 scalar, or a ``(C,)`` vector for one-vs-all. The state is the weighted loss sum (per
+    class for one-vs-all) and the weight total. See :func:`hingemetrics.functional.multiclass_hinge_loss`.
+
+    Example:
+        >>> import torch
+        >>> from hingemetrics import MulticlassHingeLoss
+        >>> metric = MulticlassHingeLoss(num_classes=3, multiclass_mode="one-vs-all")
+        >>> preds = torch.tensor([[0.25, 0.20, 0.55], [0.55, 0.05, 0.40],
+        ...                       [0.10, 0.30, 0.60], [0.90, 0.05, 0.05]])
+        >>> metric(preds, torch.tensor([0, 1, 2, 0]))
+        tensor([0.8750, 1.1250, 1.1000], dtype=torch.float64)
+    """
+
+    loss_sum: Tensor
+    weight_sum: Tensor
+
+    def __init__(
+        self,
+        num_classes: int,
+        squared: bool = False,
+        multiclass_mode: str = "crammer-singer",
+        ignore_index: int | None = None,
+        validate_args: bool = True,
+        *,
+        margin: float = 1.0,
+        normalization: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        C.check_multiclass_args(
+            num_classes, squared, multiclass_mode, ignore_index, validate_args, margin, normalization
+        )
+        self.num_classes = num_classes
+        self.squared = squared
+        self.multiclass_mode = multiclass_mode
+        self.ignore_index = ignore_index
+        self.validate_args = validate_args
+        self.margin = margin
+        self.normalization = normalization
+        self._add_sum_state("loss_sum", (num_classes,) if multiclass_mode == "one-vs-all" else ())
+        self._add_sum_state("weight_sum")
+
+    def _batch_statistics(self, preds: Tensor, target: Tensor, sample_weight: Tensor | None) -> tuple[Tensor, ...]:
+        _multiclass_hinge_check_tensors(
+            preds, target, sample_weight, self.num_classes, self.ignore_index, self.validate_args
+        )
+        return _multiclass_hinge_update(
+            preds,
+            target,
+            num_classes=self.num_classes,
+            margin=self.margin,
+            squared=self.squared,
+            multiclass_mode=self.multiclass_mode,
+            ignore_index=self.ignore_index,
+            normalization=self.normalization,
+            sample_weight=sample_weight,
+        )
+
+    def compute(self) -> Tensor:
+        """The weighted mean hinge loss (per class for one-vs-all) since the last reset."""
+        return hinge_compute(self.loss_sum, self.weight_sum)
+
+
+class HingeLoss:
+    r"""Hinge loss for a task, built as the task's own metric class.
+
+    ``HingeLoss(task="binary", ...)`` builds a :class:`BinaryHingeLoss`, ``HingeLoss(task="multiclass",
+    num_classes=C, ...)`` a :class:`MulticlassHingeLoss`. The arguments are those of the task's class, in the
+    same order as torchmetrics' ``HingeLoss``.
+
+    Example:
+        >>> import torch
+        >>> from hingemetrics import HingeLoss
+        >>> metric = HingeLoss(task="binary")
+        >>> type(metric).__name__
+        'BinaryHingeLoss'
+        >>> metric(torch.tensor([0.5, 0.7, 0.1]), torch.tensor([0, 1, 1]))
+        tensor(0.9000, dtype=torch.float64)
+    """
+
+    def __new__(  # type: ignore[misc]
+        cls,
+        task: str,
+        num_classes: int | None = None,
+        squared: bool = False,
+        multiclass_mode: str = "crammer-singer",
+        ignore_index: int | None = None,
+        validate_args: bool = True,
+        *,
+        margin: float = 1.0,
+        normalization: str | None = None,
+        **kwargs: Any,
+    ) -> SumStateMetric:
+        C.check_choice("task", task, ("binary", "multiclass"))
+        common: dict[str, Any] = {"margin": margin, "normalization": normalization, **kwargs}
+        if task == "binary":
+            return BinaryHingeLoss(squared, ignore_index, validate_args, **common)
+        if num_classes is None:
+            raise ValueError("Expected `num_classes` (an int >= 2) for task='multiclass', but got None.")
+        return MulticlassHingeLoss(num_classes, squared, multiclass_mode, ignore_index, validate_args, **common)

@@ -1,0 +1,11 @@
+"""Functional hinge losses: one call per batch, no state.
+
+Each function validates its arguments, reduces the batch to summed statistics with the same private helpers the
+metric classes use, and returns their weighted mean.
+"""
+
+from hingemetrics.functional._binary import binary_hinge_loss
+from hingemetrics.functional._multiclass import multiclass_hinge_loss
+from hingemetrics.functional._task import hinge_loss
+
+__all__ = ["binary_hinge_loss", "hinge_loss", "multiclass_hinge_loss"]

@@ -1,0 +1,123 @@
+"""Binary hinge loss: the functional form and the helpers that the class form shares."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from hingemetrics.functional import _checks as C
+from hingemetrics.functional._common import (
+    as_scores,
+    hinge_compute,
+    hinge_transform,
+    normalize_scores,
+    per_element_weights,
+    weighted_sums,
+)
+
+__all__ = ["binary_hinge_loss"]
+
+
+def _binary_hinge_check_tensors(
+    preds: Tensor,
+    target: Tensor,
+    sample_weight: Tensor | None,
+    ignore_index: int | None,
+    validate_args: bool,
+) -> None:
+    """Cheap checks always; value checks (labels, NaN, weights) only under ``validate_args``."""
+    C.check_float_preds(preds)
+    C.check_target_dtype(target)
+    C.check_same_shape(preds, target)
+    if sample_weight is not None:
+        C.check_weight_shape(sample_weight, target.shape)
+    C.check_same_device(preds=preds, target=target, sample_weight=sample_weight)
+    if validate_args:
+        C.check_finite("preds", preds)
+        C.check_binary_target_values(target, ignore_index)
+        if sample_weight is not None:
+            C.check_weight_values(sample_weight)
+
+
+def _binary_hinge_update(
+    preds: Tensor,
+    target: Tensor,
+    *,
+    margin: float,
+    squared: bool,
+    ignore_index: int | None,
+    normalization: str | None,
+    sample_weight: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    """Summed statistics of one batch: ``(sum of w * loss, sum of w)``, both float64 scalars.
+
+    The target is read as positive where it equals 1 and negative elsewhere, so {0, 1}, {-1, 1} and bool targets
+    share one code path; elements whose target equals ``ignore_index`` get weight 0.
+    """
+    scores = as_scores(preds).reshape(-1)
+    labels = target.reshape(-1)
+    valid = None if ignore_index is None else labels != ignore_index
+    scores = normalize_scores(scores, normalization, valid, dim=None)
+    signed = torch.where(labels > 0, scores, -scores)  # y * s with y in {-1, +1}
+    loss = hinge_transform(margin - signed, squared)
+    return weighted_sums(loss, valid, per_element_weights(sample_weight, target.shape))
+
+
+def binary_hinge_loss(
+    preds: Tensor,
+    target: Tensor,
+    squared: bool = False,
+    ignore_index: int | None = None,
+    validate_args: bool = True,
+    *,
+    margin: float = 1.0,
+    normalization: str | None = None,
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""Binary hinge loss on decision scores.
+
+    .. math::
+        \ell_i = \max(0,\ m - y_i s_i)^p, \qquad
+        \text{loss} = \frac{\sum_i w_i \ell_i}{\sum_i w_i}
+
+    with :math:`y_i = +1` where the target is 1 and :math:`-1` where it is 0 or -1, :math:`p = 2` when
+    ``squared`` else 1, and :math:`w_i = 1` without ``sample_weight``.
+
+    Args:
+        preds: float tensor ``(N, ...)`` of scores. With ``normalization=None`` (the default) these are raw
+            decision scores, as in scikit-learn and Keras.
+        target: tensor ``(N, ...)`` of labels in {0, 1} or {-1, 1}, or bool. Extra dimensions are flattened into
+            the batch.
+        squared: square each element loss.
+        ignore_index: target value whose elements count in neither sum.
+        validate_args: check label values, NaN and weights (reads data back to the host).
+        margin: the margin :math:`m > 0`.
+        normalization: ``None`` for raw scores, ``"sigmoid"`` to always squash the scores, ``"auto"`` to squash a
+            batch when any counted value is outside [0, 1] (torchmetrics' behaviour).
+        sample_weight: non-negative weights shaped like ``target``, or ``(N,)`` for one weight per sample.
+
+    Returns:
+        A float64 scalar; nan when nothing was counted.
+
+    Example:
+        >>> import torch
+        >>> from hingemetrics.functional import binary_hinge_loss
+        >>> preds = torch.tensor([0.5, 0.7, 0.1])
+        >>> target = torch.tensor([0, 1, 1])
+        >>> binary_hinge_loss(preds, target)
+        tensor(0.9000, dtype=torch.float64)
+        >>> binary_hinge_loss(torch.tensor([2.0, -0.5]), torch.tensor([1, -1]), squared=True)
+        tensor(0.1250, dtype=torch.float64)
+    """
+    C.check_binary_args(squared, ignore_index, validate_args, margin, normalization)
+    _binary_hinge_check_tensors(preds, target, sample_weight, ignore_index, validate_args)
+    stats = _binary_hinge_update(
+        preds,
+        target,
+        margin=margin,
+        squared=squared,
+        ignore_index=ignore_index,
+        normalization=normalization,
+        sample_weight=sample_weight,
+    )
+    return hinge_compute(*stats)

@@ -1,0 +1,223 @@
+"""Argument and tensor checks shared by the functional and the class forms.
+
+Two tiers, as everywhere in hingemetrics:
+
+* cheap checks on types, dtypes, shapes and devices always run, because they read only metadata and never
+  synchronise with the device;
+* checks on values (target range, NaN, negative weights) run only under ``validate_args=True``, because each one
+  reads data back to the host.
+
+Every message names the argument, says what was expected and shows what came.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__: list[str] = []
+
+BINARY_NORMALIZATIONS = (None, "auto", "sigmoid")
+MULTICLASS_NORMALIZATIONS = (None, "auto", "softmax")
+MULTICLASS_MODES = ("crammer-singer", "one-vs-all", "weston-watkins")
+TASKS = ("binary", "multiclass", "multilabel")
+
+
+# --------------------------------------------------------------------------------------------------- arguments
+def check_bool(name: str, value: Any) -> None:
+    """Require a plain bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"Expected `{name}` to be a bool, but got {value!r} of type {type(value).__name__}.")
+
+
+def check_margin(margin: Any) -> None:
+    """Require a finite real number > 0."""
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)):
+        raise TypeError(f"Expected `margin` to be a float > 0, but got {margin!r} of type {type(margin).__name__}.")
+    if not math.isfinite(margin) or margin <= 0:
+        raise ValueError(f"Expected `margin` to be a finite float > 0, but got {margin!r}.")
+
+
+def check_ignore_index(ignore_index: Any) -> None:
+    """Require None or an int."""
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+        raise TypeError(
+            f"Expected `ignore_index` to be None or an int, but got {ignore_index!r} of type "
+            f"{type(ignore_index).__name__}."
+        )
+
+
+def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
+    """Require ``value`` to be one of ``allowed``."""
+    if not any(value is a or (isinstance(value, str) and value == a) for a in allowed):
+        raise ValueError(f"Expected `{name}` to be one of {tuple(allowed)}, but got {value!r}.")
+
+
+def check_count(name: str, value: Any, minimum: int = 2) -> None:
+    """Require an int >= ``minimum`` (used for ``num_classes`` and ``num_labels``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"Expected `{name}` to be an int >= {minimum}, but got {value!r} of type {type(value).__name__}."
+        )
+    if value < minimum:
+        raise ValueError(f"Expected `{name}` to be an int >= {minimum}, but got {value}.")
+
+
+def check_binary_args(squared: Any, ignore_index: Any, validate_args: Any, margin: Any, normalization: Any) -> None:
+    """Check the constructor arguments of the binary hinge loss."""
+    check_bool("squared", squared)
+    check_ignore_index(ignore_index)
+    check_bool("validate_args", validate_args)
+    check_margin(margin)
+    check_choice("normalization", normalization, BINARY_NORMALIZATIONS)
+
+
+def check_multiclass_args(
+    num_classes: Any,
+    squared: Any,
+    multiclass_mode: Any,
+    ignore_index: Any,
+    validate_args: Any,
+    margin: Any,
+    normalization: Any,
+) -> None:
+    """Check the constructor arguments of the multiclass hinge loss."""
+    check_count("num_classes", num_classes)
+    check_bool("squared", squared)
+    check_choice("multiclass_mode", multiclass_mode, MULTICLASS_MODES)
+    check_ignore_index(ignore_index)
+    check_bool("validate_args", validate_args)
+    check_margin(margin)
+    check_choice("normalization", normalization, MULTICLASS_NORMALIZATIONS)
+
+
+# ----------------------------------------------------------------------------------------------- tensors: cheap
+def check_tensor(name: str, value: Any) -> None:
+    """Require a torch.Tensor."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"Expected `{name}` to be a torch.Tensor, but got {type(value).__name__}.")
+
+
+def check_float_preds(preds: Any, name: str = "preds") -> None:
+    """Require a floating-point tensor of scores."""
+    check_tensor(name, preds)
+    if not preds.is_floating_point():
+        raise TypeError(
+            f"Expected `{name}` to be a floating-point tensor of scores, but got dtype {preds.dtype}. "
+            f"Convert it with `{name}.float()` if the integers are meant as scores."
+        )
+
+
+def check_target_dtype(target: Any, name: str = "target") -> None:
+    """Require an integer, bool or floating-point target (float targets must hold whole numbers)."""
+    check_tensor(name, target)
+    if target.is_complex():
+        raise TypeError(f"Expected `{name}` to be an integer, bool or float tensor, but got dtype {target.dtype}.")
+
+
+def check_same_device(**tensors: Tensor | None) -> None:
+    """Require every given tensor on one device."""
+    present = {k: v for k, v in tensors.items() if v is not None}
+    devices = {v.device for v in present.values()}
+    if len(devices) > 1:
+        found = ", ".join(f"`{k}` on {v.device}" for k, v in present.items())
+        raise ValueError(f"Expected all inputs on the same device, but got {found}.")
+
+
+def check_same_shape(preds: Tensor, target: Tensor) -> None:
+    """Require ``preds`` and ``target`` of one shape."""
+    if preds.shape != target.shape:
+        raise ValueError(
+            f"Expected `preds` and `target` to have the same shape, but got {tuple(preds.shape)} and "
+            f"{tuple(target.shape)}."
+        )
+
+
+def check_weight_shape(sample_weight: Any, target_shape: torch.Size) -> None:
+    """Require a weight tensor shaped like the target, or ``(N,)`` with one weight per sample."""
+    check_tensor("sample_weight", sample_weight)
+    if sample_weight.is_complex() or sample_weight.dtype == torch.bool:
+        raise TypeError(f"Expected `sample_weight` to be a real-valued tensor, but got dtype {sample_weight.dtype}.")
+    per_sample = len(target_shape) >= 1 and tuple(sample_weight.shape) == (target_shape[0],)
+    if sample_weight.shape != target_shape and not per_sample:
+        expected = f"{tuple(target_shape)}"
+        if len(target_shape) > 1:
+            expected += f" or ({target_shape[0]},)"
+        raise ValueError(
+            f"Expected `sample_weight` to have shape {expected} (the target's shape, or one weight per sample), "
+            f"but got {tuple(sample_weight.shape)}."
+        )
+
+
+# ------------------------------------------------------------------------------------- tensors: values (syncs)
+def check_finite(name: str, value: Tensor) -> None:
+    """Require no NaN or infinity (reads the data back to the host)."""
+    if value.is_floating_point() and value.numel() and not bool(torch.isfinite(value).all()):
+        bad = value[~torch.isfinite(value)].flatten()[0].item()
+        raise ValueError(f"Expected `{name}` to hold only finite values, but found {bad}.")
+
+
+def check_weight_values(sample_weight: Tensor) -> None:
+    """Require finite, non-negative weights."""
+    check_finite("sample_weight", sample_weight)
+    if sample_weight.numel() and bool((sample_weight < 0).any()):
+        bad = sample_weight[sample_weight < 0].flatten()[0].item()
+        raise ValueError(f"Expected `sample_weight` to be non-negative, but found {bad}.")
+
+
+def check_integral(name: str, target: Tensor) -> None:
+    """Require a float target to hold whole numbers only."""
+    if target.is_floating_point() and target.numel():
+        frac = target != torch.round(target)
+        if bool(frac.any()):
+            bad = target[frac].flatten()[0].item()
+            raise ValueError(f"Expected `{name}` to hold whole-number labels, but found {bad}.")
+
+
+def check_binary_target_values(target: Tensor, ignore_index: int | None) -> None:
+    """Require labels in {0, 1} or {-1, 1} (bool is fine); a value equal to ``ignore_index`` is skipped."""
+    if target.dtype == torch.bool or target.numel() == 0:
+        return
+    check_integral("target", target)
+    kept = target if ignore_index is None else target[target != ignore_index]
+    present = torch.unique(kept).tolist()
+    allowed = {-1, 0, 1}
+    unexpected = [v for v in present if v not in allowed]
+    if unexpected:
+        extra = "" if ignore_index is None else f" (or `ignore_index`={ignore_index})"
+        raise ValueError(
+            f"Expected `target` to hold binary labels in {{0, 1}} or {{-1, 1}}{extra}, but found "
+            f"{_fmt_values(unexpected)}."
+        )
+    if 0 in present and -1 in present:
+        raise ValueError(
+            "Expected `target` to use one label convention, {0, 1} or {-1, 1}, but found both 0 and -1. "
+            "Map the negatives to one value, or pass the value to skip as `ignore_index`."
+        )
+
+
+def check_class_target_values(target: Tensor, num_classes: int, ignore_index: int | None, name: str) -> None:
+    """Require class indices in [0, num_classes - 1], apart from ``ignore_index``."""
+    if target.numel() == 0:
+        return
+    check_integral("target", target)
+    bad = (target < 0) | (target >= num_classes)
+    if ignore_index is not None:
+        bad &= target != ignore_index
+    if bool(bad.any()):
+        found = torch.unique(target[bad]).tolist()
+        extra = "" if ignore_index is None else f" (or `ignore_index`={ignore_index})"
+        raise ValueError(
+            f"Expected `target` to hold {name} indices in [0, {num_classes - 1}]{extra}, but found "
+            f"{_fmt_values(found)}."
+        )
+
+
+def _fmt_values(values: Sequence[float]) -> str:
+    shown = [int(v) if float(v).is_integer() else v for v in values[:5]]
+    more = "" if len(values) <= 5 else f" and {len(values) - 5} more"
+    return ", ".join(str(v) for v in shown) + more

@@ -1,0 +1,193 @@
+"""Multiclass hinge losses (Crammer-Singer, one-vs-all, Weston-Watkins): functional form and shared helpers."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from hingemetrics.functional import _checks as C
+from hingemetrics.functional._common import (
+    as_scores,
+    hinge_compute,
+    hinge_transform,
+    normalize_scores,
+    per_element_weights,
+    weighted_sums,
+)
+
+__all__ = ["multiclass_hinge_loss"]
+
+
+def _is_one_hot(preds: Tensor, target: Tensor) -> bool:
+    """Targets with the scores' own shape ``(N, C, ...)`` are one-hot; ``(N, ...)`` are class indices."""
+    return target.dim() == preds.dim()
+
+
+def _class_target_shape(preds: Tensor, target: Tensor) -> torch.Size:
+    """The shape of the targets as class indices: ``(N, ...)``."""
+    return target.shape[:1] + target.shape[2:] if _is_one_hot(preds, target) else target.shape
+
+
+def _multiclass_hinge_check_tensors(
+    preds: Tensor,
+    target: Tensor,
+    sample_weight: Tensor | None,
+    num_classes: int,
+    ignore_index: int | None,
+    validate_args: bool,
+) -> None:
+    """Cheap checks always; value checks (class range, one-hot rows, NaN, weights) only under ``validate_args``."""
+    C.check_float_preds(preds)
+    C.check_target_dtype(target)
+    if preds.dim() < 1 or preds.shape[1 if preds.dim() > 1 else 0] != num_classes:
+        raise ValueError(
+            f"Expected `preds` to have shape (N, {num_classes}, ...) with the classes on dimension 1 "
+            f"(`num_classes`={num_classes}), but got {tuple(preds.shape)}."
+        )
+    index_shape = preds.shape[:1] + preds.shape[2:] if preds.dim() > 1 else torch.Size([])
+    if target.shape != index_shape and target.shape != preds.shape:
+        raise ValueError(
+            f"Expected `target` to have shape {tuple(index_shape)} (class indices) or {tuple(preds.shape)} "
+            f"(one-hot) to match `preds` of shape {tuple(preds.shape)}, but got {tuple(target.shape)}."
+        )
+    if sample_weight is not None:
+        C.check_weight_shape(sample_weight, _class_target_shape(preds, target))
+    C.check_same_device(preds=preds, target=target, sample_weight=sample_weight)
+    if validate_args:
+        C.check_finite("preds", preds)
+        if _is_one_hot(preds, target):
+            _check_one_hot_values(target)
+        else:
+            C.check_class_target_values(target, num_classes, ignore_index, "class")
+        if sample_weight is not None:
+            C.check_weight_values(sample_weight)
+
+
+def _check_one_hot_values(target: Tensor) -> None:
+    if target.numel() == 0:
+        return
+    C.check_integral("target", target)
+    rows = target.to(torch.int64)
+    if bool(((rows != 0) & (rows != 1)).any()) or bool((rows.sum(min(1, rows.dim() - 1)) != 1).any()):
+        raise ValueError(
+            "Expected a one-hot `target` of shape (N, C, ...): 0/1 entries with exactly one 1 along dimension 1, "
+            "but found a row that is not one-hot."
+        )
+
+
+def _multiclass_hinge_update(
+    preds: Tensor,
+    target: Tensor,
+    *,
+    num_classes: int,
+    margin: float,
+    squared: bool,
+    multiclass_mode: str,
+    ignore_index: int | None,
+    normalization: str | None,
+    sample_weight: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    """Summed statistics of one batch: ``(sum of w * loss, sum of w)`` in float64.
+
+    The loss sum is a scalar, or ``(C,)`` for one-vs-all; the weight total is a scalar.
+    """
+    if preds.dim() == 1:  # a single sample: (C,) scores and a 0-d target
+        preds, target = preds.unsqueeze(0), target.unsqueeze(0)
+    one_hot = _is_one_hot(preds, target)
+    index_shape = _class_target_shape(preds, target)
+    labels = (target.argmax(1) if one_hot else target).reshape(-1).long()
+    scores = as_scores(preds).movedim(1, -1).reshape(-1, num_classes)
+    valid = None if ignore_index is None or one_hot else labels != ignore_index
+    if valid is not None:
+        labels = torch.where(valid, labels, 0)  # any in-range class will do: these rows get weight 0
+    scores = normalize_scores(scores, normalization, valid, dim=1)
+    weight = per_element_weights(sample_weight, index_shape)
+    column = labels.unsqueeze(1)
+    if multiclass_mode == "one-vs-all":
+        is_true = column == torch.arange(num_classes, device=labels.device)
+        loss = hinge_transform(margin - torch.where(is_true, scores, -scores), squared)
+    elif multiclass_mode == "crammer-singer":
+        true_score = scores.gather(1, column).squeeze(1)
+        rival = scores.scatter(1, column, float("-inf")).amax(1)
+        loss = hinge_transform(margin - true_score + rival, squared)
+    else:  # weston-watkins
+        pairs = hinge_transform(margin - scores.gather(1, column) + scores, squared)
+        loss = pairs.scatter(1, column, 0.0).sum(1) / num_classes
+    return weighted_sums(loss, valid, weight)
+
+
+def multiclass_hinge_loss(
+    preds: Tensor,
+    target: Tensor,
+    num_classes: int,
+    squared: bool = False,
+    multiclass_mode: str = "crammer-singer",
+    ignore_index: int | None = None,
+    validate_args: bool = True,
+    *,
+    margin: float = 1.0,
+    normalization: str | None = None,
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""Multiclass hinge loss on per-class decision scores.
+
+    With :math:`s` the scores of a sample, :math:`y` its class, :math:`m` the margin and :math:`p = 2` when
+    ``squared`` else 1:
+
+    .. math::
+        \text{crammer-singer:}\quad \ell = \max\big(0,\ m - s_y + \max_{j \ne y} s_j\big)^p
+
+        \text{weston-watkins:}\quad \ell = \frac{1}{C} \sum_{j \ne y} \max(0,\ m - s_y + s_j)^p
+
+        \text{one-vs-all:}\quad \ell_c = \max(0,\ m - y_c s_c)^p, \quad y_c = +1 \text{ if } c = y \text{ else } -1
+
+    The result is the weighted mean :math:`\sum_i w_i \ell_i / \sum_i w_i`, a ``(C,)`` vector for one-vs-all.
+    Crammer-Singer equals scikit-learn's multiclass ``hinge_loss``; Weston-Watkins equals
+    ``torch.nn.MultiMarginLoss(p, margin)``.
+
+    Args:
+        preds: float tensor ``(N, C, ...)`` of scores.
+        target: class indices ``(N, ...)``, or one-hot ``(N, C, ...)``. Extra dimensions are flattened into the
+            batch.
+        num_classes: the number of classes C.
+        squared: square each loss.
+        multiclass_mode: ``"crammer-singer"``, ``"one-vs-all"`` or ``"weston-watkins"``.
+        ignore_index: class-index value whose samples count in neither sum (index targets only).
+        validate_args: check class range, one-hot rows, NaN and weights (reads data back to the host).
+        margin: the margin :math:`m > 0`.
+        normalization: ``None`` for raw scores, ``"softmax"`` to always apply softmax over the classes, ``"auto"``
+            to apply it to a batch when any counted value is outside [0, 1] (torchmetrics' behaviour).
+        sample_weight: non-negative weights ``(N, ...)`` (the index target's shape), or ``(N,)``.
+
+    Returns:
+        A float64 scalar, or a ``(C,)`` float64 vector for one-vs-all; nan when nothing was counted.
+
+    Example:
+        >>> import torch
+        >>> from hingemetrics.functional import multiclass_hinge_loss
+        >>> preds = torch.tensor([[0.25, 0.20, 0.55],
+        ...                       [0.55, 0.05, 0.40],
+        ...                       [0.10, 0.30, 0.60],
+        ...                       [0.90, 0.05, 0.05]])
+        >>> target = torch.tensor([0, 1, 2, 0])
+        >>> multiclass_hinge_loss(preds, target, num_classes=3)
+        tensor(0.9125, dtype=torch.float64)
+        >>> multiclass_hinge_loss(preds, target, num_classes=3, squared=True)
+        tensor(1.1131, dtype=torch.float64)
+        >>> multiclass_hinge_loss(preds, target, num_classes=3, multiclass_mode="one-vs-all")
+        tensor([0.8750, 1.1250, 1.1000], dtype=torch.float64)
+    """
+    C.check_multiclass_args(num_classes, squared, multiclass_mode, ignore_index, validate_args, margin, normalization)
+    _multiclass_hinge_check_tensors(preds, target, sample_weight, num_classes, ignore_index, validate_args)
+    stats = _multiclass_hinge_update(
+        preds,
+        target,
+        num_classes=num_classes,
+        margin=margin,
+        squared=squared,
+        multiclass_mode=multiclass_mode,
+        ignore_index=ignore_index,
+        normalization=normalization,
+        sample_weight=sample_weight,
+    )
+    return hinge_compute(*stats)

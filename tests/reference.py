@@ -1,0 +1,64 @@
+"""Plain reference implementations, written for the tests with numpy and Python loops.
+
+They share no code with hingemetrics: each formula is written out the long way, element by element, so that a
+mistake in the package's vectorised arithmetic cannot hide behind the same mistake here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _weights(n: int, weight: np.ndarray | None) -> np.ndarray:
+    return np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64).reshape(-1)
+
+
+def binary_hinge(scores, target, *, margin=1.0, squared=False, weight=None, ignore_index=None) -> float:
+    """Weighted mean of max(0, m - y*s)^p with y = +1 for target 1, -1 for 0 or -1."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    t = np.asarray(target).reshape(-1)
+    w = _weights(s.size, weight)
+    num = den = 0.0
+    for si, ti, wi in zip(s, t, w):
+        if ignore_index is not None and ti == ignore_index:
+            continue
+        y = 1.0 if ti == 1 else -1.0
+        loss = max(0.0, margin - y * si)
+        num += wi * (loss**2 if squared else loss)
+        den += wi
+    return num / den if den else float("nan")
+
+
+def _rows(scores, target):
+    """(N, C, ...) scores and (N, ...) targets as a list of (C,) rows and their labels."""
+    s = np.asarray(scores, dtype=np.float64)
+    s = np.moveaxis(s, 1, -1).reshape(-1, s.shape[1])
+    return s, np.asarray(target).reshape(-1)
+
+
+def multiclass_hinge(
+    scores, target, *, mode="crammer-singer", margin=1.0, squared=False, weight=None, ignore_index=None
+):
+    """Weighted mean multiclass hinge; a (C,) array for one-vs-all."""
+    s, t = _rows(scores, target)
+    n, c = s.shape
+    w = _weights(n, weight)
+    num = np.zeros(c) if mode == "one-vs-all" else 0.0
+    den = 0.0
+    for row, label, wi in zip(s, t, w):
+        if ignore_index is not None and label == ignore_index:
+            continue
+        label = int(label)
+        if mode == "crammer-singer":
+            rival = max(row[j] for j in range(c) if j != label)
+            loss = max(0.0, margin - row[label] + rival)
+            loss = loss**2 if squared else loss
+        elif mode == "weston-watkins":
+            terms = [max(0.0, margin - row[label] + row[j]) for j in range(c) if j != label]
+            loss = sum(x**2 if squared else x for x in terms) / c
+        else:
+            loss = np.array([max(0.0, margin - (1.0 if j == label else -1.0) * row[j]) for j in range(c)])
+            loss = loss**2 if squared else loss
+        num = num + wi * loss
+        den += wi
+    return num / den if den else (np.full(c, np.nan) if mode == "one-vs-all" else float("nan"))

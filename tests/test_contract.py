@@ -1,0 +1,118 @@
+"""The contract every hingemetrics metric class keeps, run over the case registry in ``tests/cases.py``."""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from tests.cases import CASES, Case, cat_batches
+
+
+def _batches(case: Case, sizes=(7, 1, 12), seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [case.draw(gen, n) for n in sizes]
+
+
+def _value(metric) -> np.ndarray:
+    return metric.compute().detach().numpy()
+
+
+def _feed(metric, batches):
+    for b in batches:
+        metric.update(**b)
+    return metric
+
+
+@pytest.fixture(params=CASES, ids=[c.name for c in CASES])
+def case(request) -> Case:
+    return request.param
+
+
+def test_matches_plain_reference(case):
+    batches = _batches(case)
+    np.testing.assert_allclose(_value(_feed(case.make(), batches)), case.oracle(cat_batches(batches)), rtol=1e-6)
+
+
+def test_state_is_float64_sums(case):
+    metric = _feed(case.make(), _batches(case))
+    for name in metric._defaults:
+        assert getattr(metric, name).dtype == torch.float64
+        assert not isinstance(getattr(metric, name), list)
+        assert metric._reductions[name].__name__ == "dim_zero_sum"
+
+
+def test_update_split_equals_update_concatenated(case):
+    a, b = _batches(case, sizes=(9, 5))
+    split = _feed(case.make(), [a, b])
+    whole = _feed(case.make(), [cat_batches([a, b])])
+    np.testing.assert_allclose(_value(split), _value(whole), rtol=1e-12)
+
+
+def test_forward_returns_batch_value_and_accumulates(case):
+    batches = _batches(case)
+    metric = case.make()
+    for b in batches:
+        np.testing.assert_allclose(metric(**b).numpy(), case.oracle(b), rtol=1e-6)
+    np.testing.assert_allclose(_value(metric), case.oracle(cat_batches(batches)), rtol=1e-6)
+
+
+def test_compute_twice_is_the_same_and_reset_clears(case):
+    metric = _feed(case.make(), _batches(case))
+    first, second = _value(metric), _value(metric)
+    np.testing.assert_array_equal(first, second)
+    metric.reset()
+    for name, default in metric._defaults.items():
+        assert torch.equal(getattr(metric, name), default)
+    with pytest.warns(UserWarning, match="before the ``update``"):
+        assert np.isnan(_value(metric)).all()
+
+
+def test_empty_batch_is_a_no_op(case):
+    batches = _batches(case)
+    metric = _feed(case.make(), batches)
+    before = {k: getattr(metric, k).clone() for k in metric._defaults}
+    metric.update(**case.draw(torch.Generator().manual_seed(1), 0))
+    for k, v in before.items():
+        assert torch.equal(getattr(metric, k), v)
+
+
+def test_pickle_and_deepcopy_mid_stream(case):
+    a, b = _batches(case, sizes=(6, 8))
+    metric = _feed(case.make(), [a])
+    for clone in (pickle.loads(pickle.dumps(metric)), copy.deepcopy(metric)):
+        _feed(clone, [b])
+        np.testing.assert_allclose(_value(clone), case.oracle(cat_batches([a, b])), rtol=1e-6)
+    # the original was not touched by its clones
+    np.testing.assert_allclose(_value(metric), case.oracle(a), rtol=1e-6)
+
+
+def test_state_dict_round_trip(case):
+    a, b = _batches(case, sizes=(6, 8))
+    metric = _feed(case.make(), [a])
+    metric.persistent(True)
+    buffer = io.BytesIO()
+    torch.save(metric.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = case.make()
+    fresh.persistent(True)
+    fresh.load_state_dict(torch.load(buffer))
+    _feed(fresh, [b])
+    np.testing.assert_allclose(_value(fresh), case.oracle(cat_batches([a, b])), rtol=1e-6)
+
+
+def test_failed_update_leaves_state_untouched(case):
+    metric = _feed(case.make(), _batches(case))
+    before = {k: getattr(metric, k).clone() for k in metric._defaults}
+    count = metric._update_count
+    good = case.draw(torch.Generator().manual_seed(3), 4)
+    bad = dict(good, preds=good["preds"].long())  # integer scores are refused
+    with pytest.raises(TypeError, match="`preds`"):
+        metric.update(**bad)
+    for k, v in before.items():
+        assert torch.equal(getattr(metric, k), v)
+    assert metric._update_count == count
