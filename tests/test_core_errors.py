@@ -36,7 +36,7 @@ def test_bad_tensors_name_the_argument():
     preds = torch.tensor([0.2, -0.4, 1.3])
     with pytest.raises(TypeError, match="Expected `preds` to be a floating-point tensor of scores, but got dtype"):
         binary_hinge_loss(torch.tensor([1, 0, 1]), torch.tensor([1, 0, 1]))
-    with pytest.raises(TypeError, match="Expected `target` to be a torch.Tensor, but got list"):
+    with pytest.raises(TypeError, match=r"Expected `target` to be a torch\.Tensor, but got list"):
         binary_hinge_loss(preds, [1, 0, 1])
     with pytest.raises(ValueError, match=r"same shape, but got \(3,\) and \(2,\)"):
         binary_hinge_loss(preds, torch.tensor([1, 0]))
