@@ -6,7 +6,17 @@ itself. The arithmetic lives in :mod:`hingemetrics.functional`, shared by the fu
 
 from hingemetrics import functional
 from hingemetrics._classification import BinaryHingeLoss, HingeLoss, MulticlassHingeLoss
+from hingemetrics._embedding import HingeEmbeddingLoss
+from hingemetrics._multilabel import MultilabelHingeLoss
 
 __version__ = "0.1.0"
 
-__all__ = ["BinaryHingeLoss", "HingeLoss", "MulticlassHingeLoss", "__version__", "functional"]
+__all__ = [
+    "BinaryHingeLoss",
+    "HingeEmbeddingLoss",
+    "HingeLoss",
+    "MulticlassHingeLoss",
+    "MultilabelHingeLoss",
+    "__version__",
+    "functional",
+]

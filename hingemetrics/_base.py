@@ -31,7 +31,7 @@ class SumStateMetric(Metric):
     is_differentiable = True
     higher_is_better = False
     full_state_update = False
-    plot_lower_bound = 0.0
+    plot_lower_bound: float | None = 0.0
 
     _sum_states: tuple[str, ...]
 

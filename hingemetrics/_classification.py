@@ -7,6 +7,7 @@ from typing import Any
 from torch import Tensor
 
 from hingemetrics._base import SumStateMetric
+from hingemetrics._multilabel import MultilabelHingeLoss
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._binary import _binary_hinge_check_tensors, _binary_hinge_update
 from hingemetrics.functional._common import hinge_compute
@@ -157,8 +158,9 @@ class HingeLoss:
     r"""Hinge loss for a task, built as the task's own metric class.
 
     ``HingeLoss(task="binary", ...)`` builds a :class:`BinaryHingeLoss`, ``HingeLoss(task="multiclass",
-    num_classes=C, ...)`` a :class:`MulticlassHingeLoss`. The arguments are those of the task's class, in the
-    same order as torchmetrics' ``HingeLoss``.
+    num_classes=C, ...)`` a :class:`MulticlassHingeLoss` and ``HingeLoss(task="multilabel", num_labels=L, ...)``
+    a :class:`MultilabelHingeLoss`. The arguments are those of the task's class, in the same order as
+    torchmetrics' ``HingeLoss``; ``num_labels`` and ``average`` are keyword-only.
 
     Example:
         >>> import torch
@@ -181,12 +183,18 @@ class HingeLoss:
         *,
         margin: float = 1.0,
         normalization: str | None = None,
+        num_labels: int | None = None,
+        average: str = "macro",
         **kwargs: Any,
     ) -> SumStateMetric:
-        C.check_choice("task", task, ("binary", "multiclass"))
+        C.check_choice("task", task, C.TASKS)
         common: dict[str, Any] = {"margin": margin, "normalization": normalization, **kwargs}
         if task == "binary":
             return BinaryHingeLoss(squared, ignore_index, validate_args, **common)
+        if task == "multilabel":
+            if num_labels is None:
+                raise ValueError("Expected `num_labels` (an int >= 2) for task='multilabel', but got None.")
+            return MultilabelHingeLoss(num_labels, squared, average, ignore_index, validate_args, **common)
         if num_classes is None:
             raise ValueError("Expected `num_classes` (an int >= 2) for task='multiclass', but got None.")
         return MulticlassHingeLoss(num_classes, squared, multiclass_mode, ignore_index, validate_args, **common)

@@ -5,7 +5,15 @@ metric classes use, and returns their weighted mean.
 """
 
 from hingemetrics.functional._binary import binary_hinge_loss
+from hingemetrics.functional._embedding import hinge_embedding_loss
 from hingemetrics.functional._multiclass import multiclass_hinge_loss
+from hingemetrics.functional._multilabel import multilabel_hinge_loss
 from hingemetrics.functional._task import hinge_loss
 
-__all__ = ["binary_hinge_loss", "hinge_loss", "multiclass_hinge_loss"]
+__all__ = [
+    "binary_hinge_loss",
+    "hinge_embedding_loss",
+    "hinge_loss",
+    "multiclass_hinge_loss",
+    "multilabel_hinge_loss",
+]

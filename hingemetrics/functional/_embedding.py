@@ -1,0 +1,94 @@
+"""Hinge-embedding loss: a streaming form of ``torch.nn.HingeEmbeddingLoss`` with checked targets."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from hingemetrics.functional import _checks as C
+from hingemetrics.functional._common import STAT_DTYPE, as_scores, hinge_compute
+
+__all__ = ["hinge_embedding_loss"]
+
+REDUCTIONS = ("mean", "sum")
+
+
+def check_embedding_args(margin: object, reduction: object, validate_args: object) -> None:
+    """Check the constructor arguments of the hinge-embedding loss."""
+    C.check_margin(margin)
+    C.check_choice("reduction", reduction, REDUCTIONS)
+    C.check_bool("validate_args", validate_args)
+
+
+def _check_pm_one_target(target: Tensor) -> None:
+    if target.numel() == 0:
+        return
+    bad = (target != 1) & (target != -1)
+    if bool(bad.any()):
+        found = torch.unique(target[bad].to(torch.float64)).tolist()
+        raise ValueError(
+            f"Expected `target` to hold only 1 (similar pair) and -1 (dissimilar pair), but found "
+            f"{C._fmt_values(found)}. Map 0 labels to -1 first, e.g. `target * 2 - 1`."
+        )
+
+
+def _hinge_embedding_check_tensors(preds: Tensor, target: Tensor, validate_args: bool) -> None:
+    """Cheap checks always; the +1/-1 target rule and NaN only under ``validate_args``."""
+    C.check_float_preds(preds)
+    C.check_target_dtype(target)
+    C.check_same_shape(preds, target)
+    C.check_same_device(preds=preds, target=target)
+    if validate_args:
+        C.check_finite("preds", preds)
+        _check_pm_one_target(target)
+
+
+def _hinge_embedding_update(preds: Tensor, target: Tensor, *, margin: float) -> tuple[Tensor, Tensor]:
+    """Summed statistics of one batch: ``(sum of losses, number of elements)``, both float64 scalars."""
+    x = as_scores(preds).reshape(-1)
+    loss = torch.where(target.reshape(-1) == 1, x, (margin - x).clamp_min(0))
+    return loss.sum(dtype=STAT_DTYPE), torch.full((), x.numel(), dtype=STAT_DTYPE, device=x.device)
+
+
+def _hinge_embedding_compute(loss_sum: Tensor, count: Tensor, reduction: str) -> Tensor:
+    """The mean over all elements, or the running total for ``reduction="sum"``."""
+    return loss_sum if reduction == "sum" else hinge_compute(loss_sum, count)
+
+
+def hinge_embedding_loss(
+    preds: Tensor,
+    target: Tensor,
+    margin: float = 1.0,
+    reduction: str = "mean",
+    validate_args: bool = True,
+) -> Tensor:
+    r"""Hinge-embedding loss, as ``torch.nn.functional.hinge_embedding_loss`` but with checked targets.
+
+    .. math::
+        \ell_i = \begin{cases} x_i & y_i = 1 \\ \max(0,\ m - x_i) & y_i = -1 \end{cases}
+
+    averaged over every element (``reduction="mean"``) or summed (``"sum"``). ``x`` is typically a distance
+    between two embeddings, small for similar pairs (:math:`y = 1`) and at least :math:`m` for dissimilar ones.
+
+    Args:
+        preds: float tensor of any shape: the inputs :math:`x`.
+        target: tensor of the same shape with values 1 and -1. torch accepts any value silently; here anything
+            else is an error under ``validate_args``.
+        margin: the margin :math:`m > 0`.
+        reduction: ``"mean"`` or ``"sum"``.
+        validate_args: check the target values and NaN (reads data back to the host).
+
+    Returns:
+        A float64 scalar; nan for an empty input with ``"mean"``.
+
+    Example:
+        >>> import torch
+        >>> from hingemetrics.functional import hinge_embedding_loss
+        >>> x = torch.tensor([0.2, 1.5, 0.4, 0.9])
+        >>> y = torch.tensor([1, -1, -1, 1])
+        >>> hinge_embedding_loss(x, y)
+        tensor(0.4250, dtype=torch.float64)
+    """
+    check_embedding_args(margin, reduction, validate_args)
+    _hinge_embedding_check_tensors(preds, target, validate_args)
+    return _hinge_embedding_compute(*_hinge_embedding_update(preds, target, margin=margin), reduction)

@@ -1,0 +1,156 @@
+"""Multilabel hinge loss: each label scored as a binary hinge on multi-hot targets."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from hingemetrics.functional import _checks as C
+from hingemetrics.functional._binary import _binary_hinge_check_tensors
+from hingemetrics.functional._common import as_scores, hinge_transform, normalize_scores, weighted_sums
+
+__all__ = ["multilabel_hinge_loss"]
+
+AVERAGES = ("micro", "macro", "none")
+
+
+def check_multilabel_args(
+    num_labels: object,
+    squared: object,
+    average: object,
+    ignore_index: object,
+    validate_args: object,
+    margin: object,
+    normalization: object,
+) -> None:
+    """Check the constructor arguments of the multilabel hinge loss."""
+    C.check_count("num_labels", num_labels)
+    C.check_choice("average", average, AVERAGES)
+    C.check_binary_args(squared, ignore_index, validate_args, margin, normalization)
+
+
+def _multilabel_hinge_check_tensors(
+    preds: Tensor,
+    target: Tensor,
+    sample_weight: Tensor | None,
+    num_labels: int,
+    ignore_index: int | None,
+    validate_args: bool,
+) -> None:
+    """The binary checks, plus the label dimension: ``preds`` and ``target`` are ``(N, L, ...)``."""
+    C.check_tensor("preds", preds)
+    if preds.dim() < 2 or preds.shape[1] != num_labels:
+        raise ValueError(
+            f"Expected `preds` to have shape (N, {num_labels}, ...) with the labels on dimension 1 "
+            f"(`num_labels`={num_labels}), but got {tuple(preds.shape)}."
+        )
+    _binary_hinge_check_tensors(preds, target, sample_weight, ignore_index, validate_args)
+
+
+def _label_columns(x: Tensor, num_labels: int) -> Tensor:
+    """``(N, L, ...)`` to ``(M, L)``: one row per sample and position, one column per label."""
+    return x.movedim(1, -1).reshape(-1, num_labels)
+
+
+def _multilabel_hinge_update(
+    preds: Tensor,
+    target: Tensor,
+    *,
+    num_labels: int,
+    margin: float,
+    squared: bool,
+    ignore_index: int | None,
+    normalization: str | None,
+    sample_weight: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    """Per-label summed statistics of one batch: ``(sum of w * loss, sum of w)``, both ``(L,)`` float64."""
+    scores = _label_columns(as_scores(preds), num_labels)
+    labels = _label_columns(target, num_labels)
+    valid = None if ignore_index is None else labels != ignore_index
+    scores = normalize_scores(scores, normalization, valid, dim=None)  # "auto" decides over the whole batch
+    weight = None
+    if sample_weight is not None:
+        if sample_weight.shape != target.shape:  # one weight per sample
+            sample_weight = sample_weight.reshape((-1,) + (1,) * (target.dim() - 1)).expand(target.shape)
+        weight = _label_columns(sample_weight, num_labels)
+    loss = hinge_transform(margin - torch.where(labels > 0, scores, -scores), squared)
+    loss_sum, weight_sum = weighted_sums(loss, valid, weight)
+    return loss_sum, torch.broadcast_to(weight_sum, loss_sum.shape)
+
+
+def _multilabel_hinge_compute(loss_sum: Tensor, weight_sum: Tensor, average: str) -> Tensor:
+    """Reduce per-label sums: pooled (``micro``), mean of per-label means (``macro``), or per label (``none``).
+
+    ``macro`` averages over the labels that received any weight; it is nan when none did.
+    """
+    if average == "micro":
+        return loss_sum.sum() / weight_sum.sum()
+    per_label = loss_sum / weight_sum
+    if average == "none":
+        return per_label
+    seen = weight_sum > 0
+    return torch.where(seen, per_label, 0.0).sum() / seen.sum()
+
+
+def multilabel_hinge_loss(
+    preds: Tensor,
+    target: Tensor,
+    num_labels: int,
+    squared: bool = False,
+    average: str = "macro",
+    ignore_index: int | None = None,
+    validate_args: bool = True,
+    *,
+    margin: float = 1.0,
+    normalization: str | None = None,
+    sample_weight: Tensor | None = None,
+) -> Tensor:
+    r"""Multilabel hinge loss: a binary hinge for each label.
+
+    For label :math:`l` with scores :math:`s_{il}` and targets :math:`y_{il} \in \{-1, +1\}`:
+
+    .. math::
+        \bar\ell_l = \frac{\sum_i w_{il} \max(0,\ m - y_{il} s_{il})^p}{\sum_i w_{il}}
+
+    ``average="none"`` returns the ``(L,)`` vector :math:`\bar\ell`, ``"macro"`` its mean, and ``"micro"`` pools
+    every element into one weighted mean.
+
+    Args:
+        preds: float tensor ``(N, L, ...)`` of scores.
+        target: multi-hot tensor ``(N, L, ...)`` with labels in {0, 1} or {-1, 1}, or bool.
+        num_labels: the number of labels L.
+        squared: square each element loss.
+        average: ``"micro"``, ``"macro"`` or ``"none"``.
+        ignore_index: target value whose elements count in neither sum (per label).
+        validate_args: check label values, NaN and weights (reads data back to the host).
+        margin: the margin :math:`m > 0`.
+        normalization: ``None`` (raw scores), ``"sigmoid"``, or ``"auto"`` (sigmoid on a batch when any counted
+            value is outside [0, 1]).
+        sample_weight: non-negative weights shaped like ``target``, or ``(N,)`` for one weight per sample.
+
+    Returns:
+        A float64 scalar, or an ``(L,)`` vector for ``average="none"``.
+
+    Example:
+        >>> import torch
+        >>> from hingemetrics.functional import multilabel_hinge_loss
+        >>> preds = torch.tensor([[0.8, -1.2], [0.3, 0.4], [-0.5, 2.0]])
+        >>> target = torch.tensor([[1, 0], [0, 1], [0, 1]])
+        >>> multilabel_hinge_loss(preds, target, num_labels=2, average="none")
+        tensor([0.6667, 0.2000], dtype=torch.float64)
+        >>> multilabel_hinge_loss(preds, target, num_labels=2)
+        tensor(0.4333, dtype=torch.float64)
+    """
+    check_multilabel_args(num_labels, squared, average, ignore_index, validate_args, margin, normalization)
+    _multilabel_hinge_check_tensors(preds, target, sample_weight, num_labels, ignore_index, validate_args)
+    stats = _multilabel_hinge_update(
+        preds,
+        target,
+        num_labels=num_labels,
+        margin=margin,
+        squared=squared,
+        ignore_index=ignore_index,
+        normalization=normalization,
+        sample_weight=sample_weight,
+    )
+    return _multilabel_hinge_compute(*stats, average)
