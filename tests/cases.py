@@ -101,6 +101,50 @@ def _multiclass_case(name: str, c: int, weighted: bool = False, extra: tuple[int
     return Case(name, lambda: hm.MulticlassHingeLoss(c, **metric_kw), _multiclass_draw(c, weighted, extra), oracle, kw)
 
 
+def _multilabel_draw(labels: int, weighted: bool, extra: tuple[int, ...] = (), values=(0, 1)) -> Callable:
+    def draw(gen: torch.Generator, n: int) -> Batch:
+        shape = (n, labels, *extra)
+        batch = {
+            "preds": torch.randn(shape, generator=gen) * 2,
+            "target": torch.tensor(values)[torch.randint(len(values), shape, generator=gen)],
+        }
+        if weighted:
+            batch["sample_weight"] = torch.rand(shape, generator=gen)
+        return batch
+
+    return draw
+
+
+def _multilabel_case(name: str, labels: int, weighted: bool = False, extra=(), values=(0, 1), **kw: Any) -> Case:
+    metric_kw = dict(kw)
+    oracle_kw = {k: metric_kw[k] for k in ("margin", "squared", "ignore_index", "average") if k in metric_kw}
+
+    def oracle(b: Batch) -> Any:
+        return ref.multilabel_hinge(_np(b, "preds"), b["target"].numpy(), weight=_np(b, "sample_weight"), **oracle_kw)
+
+    return Case(
+        name,
+        lambda: hm.MultilabelHingeLoss(labels, **metric_kw),
+        _multilabel_draw(labels, weighted, extra, values),
+        oracle,
+        kw,
+    )
+
+
+def _embedding_draw(gen: torch.Generator, n: int) -> Batch:
+    return {
+        "preds": torch.rand((n, 3), generator=gen) * 3 - 0.5,
+        "target": torch.randint(0, 2, (n, 3), generator=gen) * 2 - 1,
+    }
+
+
+def _embedding_case(name: str, **kw: Any) -> Case:
+    def oracle(b: Batch) -> float:
+        return ref.hinge_embedding(_np(b, "preds"), b["target"].numpy(), **kw)
+
+    return Case(name, lambda: hm.HingeEmbeddingLoss(**kw), _embedding_draw, oracle, kw)
+
+
 CASES: list[Case] = [
     _binary_case("binary"),
     _binary_case("binary-pm1-squared-margin", labels=(-1, 1), squared=True, margin=0.5),
@@ -111,4 +155,13 @@ CASES: list[Case] = [
     _multiclass_case("multiclass-ova", 3, multiclass_mode="one-vs-all"),
     _multiclass_case("multiclass-ova-extra-dims", 3, weighted=True, extra=(2,), multiclass_mode="one-vs-all"),
     _multiclass_case("multiclass-ww", 4, multiclass_mode="weston-watkins", margin=2.0),
+    _multiclass_case(
+        "multiclass-ww-squared-weighted", 3, weighted=True, multiclass_mode="weston-watkins", squared=True
+    ),
+    _multilabel_case("multilabel-macro", 3),
+    _multilabel_case("multilabel-micro-weighted", 4, weighted=True, average="micro"),
+    _multilabel_case("multilabel-none-ignore", 3, extra=(2,), values=(0, 1, -1), average="none", ignore_index=-1),
+    _multilabel_case("multilabel-macro-pm1-squared", 2, values=(-1, 1), squared=True, margin=0.5),
+    _embedding_case("embedding-mean"),
+    _embedding_case("embedding-sum-margin", margin=2.0, reduction="sum"),
 ]

@@ -62,3 +62,38 @@ def multiclass_hinge(
         num = num + wi * loss
         den += wi
     return num / den if den else (np.full(c, np.nan) if mode == "one-vs-all" else float("nan"))
+
+
+def multilabel_hinge(scores, target, *, average="macro", margin=1.0, squared=False, weight=None, ignore_index=None):
+    """A binary hinge for each label of (N, L, ...) inputs, averaged as asked."""
+    s = np.asarray(scores, dtype=np.float64)
+    t = np.asarray(target)
+    w = np.ones(s.shape) if weight is None else np.broadcast_to(np.asarray(weight, dtype=np.float64), s.shape)
+    n_labels = s.shape[1]
+    num, den = np.zeros(n_labels), np.zeros(n_labels)
+    for index in np.ndindex(*s.shape):
+        label = index[1]
+        if ignore_index is not None and t[index] == ignore_index:
+            continue
+        y = 1.0 if t[index] == 1 else -1.0
+        loss = max(0.0, margin - y * s[index])
+        num[label] += w[index] * (loss**2 if squared else loss)
+        den[label] += w[index]
+    if average == "micro":
+        return num.sum() / den.sum() if den.sum() else float("nan")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_label = num / den
+    if average == "none":
+        return per_label
+    seen = [per_label[j] for j in range(n_labels) if den[j] > 0]
+    return sum(seen) / len(seen) if seen else float("nan")
+
+
+def hinge_embedding(x, target, *, margin=1.0, reduction="mean") -> float:
+    """x where y = 1, max(0, m - x) where y = -1; mean or sum over every element."""
+    values = np.asarray(x, dtype=np.float64).reshape(-1)
+    labels = np.asarray(target).reshape(-1)
+    losses = [v if y == 1 else max(0.0, margin - v) for v, y in zip(values, labels)]
+    if reduction == "sum":
+        return float(sum(losses))
+    return sum(losses) / len(losses) if losses else float("nan")
