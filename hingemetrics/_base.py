@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,6 +40,19 @@ class SumStateMetric(Metric):
         """Register a float64 zero state reduced by summation."""
         self._sum_states = (*getattr(self, "_sum_states", ()), name)
         self.add_state(name, default=torch.zeros(shape, dtype=STAT_DTYPE), dist_reduce_fx="sum")
+
+    def _add_config_key(self, **update_args: Any) -> None:
+        """Register an empty state whose name encodes the arguments that change what ``update`` adds.
+
+        torchmetrics' ``MetricCollection`` puts metrics in one compute group (one shared state) when their states
+        are equal after the first batch, and two differently configured metrics can agree on one batch by chance
+        (every score beyond both margins, say). The key makes their state names differ, so they are never merged,
+        while metrics that differ only in how ``compute`` reads the same sums (multilabel ``average``, embedding
+        ``reduction``) still share one state. The state holds no elements, so it costs nothing to sync.
+        """
+        fingerprint = repr((type(self).__name__, sorted(update_args.items())))
+        digest = hashlib.sha1(fingerprint.encode()).hexdigest()[:12]
+        self.add_state(f"config_{digest}", default=torch.zeros(0, dtype=STAT_DTYPE), dist_reduce_fx="sum")
 
     def _batch_statistics(self, *args: Any, **kwargs: Any) -> tuple[Tensor, ...]:
         raise NotImplementedError

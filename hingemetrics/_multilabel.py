@@ -66,6 +66,13 @@ class MultilabelHingeLoss(SumStateMetric):
         self.normalization = normalization
         self._add_sum_state("loss_sum", (num_labels,))
         self._add_sum_state("weight_sum", (num_labels,))
+        self._add_config_key(
+            num_labels=num_labels,
+            margin=margin,
+            squared=squared,
+            ignore_index=ignore_index,
+            normalization=normalization,
+        )
 
     def _batch_statistics(self, preds: Tensor, target: Tensor, sample_weight: Tensor | None) -> tuple[Tensor, ...]:
         _multilabel_hinge_check_tensors(
