@@ -17,6 +17,19 @@ from hingemetrics.functional._common import STAT_DTYPE
 __all__: list[str] = []
 
 
+#: torchmetrics' bookkeeping that ``forward`` changes on its way, restored when the batch raises.
+_FORWARD_FLAGS = (
+    "_update_count",
+    "_computed",
+    "_forward_cache",
+    "_is_synced",
+    "_should_unsync",
+    "_to_sync",
+    "_enable_grad",
+    "compute_on_cpu",
+)
+
+
 class SumStateMetric(Metric):
     """A metric whose whole state is a few tensors that add up across batches and processes.
 
@@ -62,7 +75,13 @@ class SumStateMetric(Metric):
         self._accumulate(preds, target, sample_weight)
 
     def _accumulate(self, *args: Any) -> None:
+        """Add one batch's statistics to the state, or raise and leave the state as it was.
+
+        torchmetrics runs ``update`` with autograd off, so the states never hold a graph however many batches
+        require grad; only ``forward``'s batch value, computed with autograd on, is differentiable.
+        """
         try:
+            self._check_inputs_on_state_device(args)
             stats = self._batch_statistics(*args)
         except Exception:
             self._update_count -= 1  # torchmetrics counted the call before it failed; the state never saw it
@@ -70,6 +89,78 @@ class SumStateMetric(Metric):
         for name, value in zip(self._sum_states, stats, strict=True):
             current = getattr(self, name)
             setattr(self, name, current + value.to(current.dtype))
+
+    def _check_inputs_on_state_device(self, args: Sequence[Any]) -> None:
+        """Refuse inputs that share one device other than the state's, before any arithmetic.
+
+        Adding them would move a scalar state to their device (or fail halfway for a vector state). Inputs on
+        several devices are left to the tensor checks, which name each of them.
+        """
+        devices = {arg.device for arg in args if isinstance(arg, Tensor)}
+        state_device = getattr(self, self._sum_states[0]).device
+        if len(devices) == 1 and state_device not in devices:
+            raise ValueError(
+                f"Expected the inputs on the metric's device {state_device}, but got them on {devices.pop()}. "
+                "Move the metric with `metric.to(device)`, or the inputs to its device."
+            )
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Add the batch to the state and return the metric on this batch alone (differentiable).
+
+        torchmetrics' ``forward`` resets the state before it updates with the batch, so a batch that raises would
+        lose everything accumulated so far; here the state, the update count and torchmetrics' flags are put back
+        as they were before the error propagates.
+        """
+        saved = {name: getattr(self, name) for name in self._defaults}  # states are replaced, never changed in place
+        flags = {name: getattr(self, name) for name in _FORWARD_FLAGS}
+        try:
+            return super().forward(*args, **kwargs)
+        except Exception:
+            for name, value in (saved | flags).items():
+                setattr(self, name, value)
+            raise
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        """Load the summed states after checking their shapes, cast to this metric's dtype and device.
+
+        torchmetrics sets whatever the checkpoint holds: a float32 checkpoint would turn the float64 sums into
+        float32 ones, and a state of another shape would broadcast silently at the next update. Here each state is
+        cast to the dtype and device of the metric's own, and a shape that differs is reported (``load_state_dict``
+        raises a ``RuntimeError`` listing every such state) with no state loaded. The cached ``compute`` result is
+        dropped.
+        """
+        loaded: dict[str, Tensor] = {}
+        errors: list[str] = []
+        for name in self._sum_states:
+            key = prefix + name
+            if key not in state_dict:
+                continue
+            value, current = state_dict.pop(key), getattr(self, name)
+            if not isinstance(value, Tensor) or value.shape != current.shape:
+                got = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else f"a {type(value).__name__}"
+                errors.append(
+                    f"Expected state `{name}` (key {key!r}) of {type(self).__name__} to be a tensor of shape "
+                    f"{tuple(current.shape)}, but got {got}."
+                )
+                continue
+            loaded[name] = value.to(device=current.device, dtype=current.dtype)
+        error_msgs.extend(errors)
+        if not errors:
+            for name, value in loaded.items():
+                setattr(self, name, value)
+            self._computed = None
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any | None = None) -> None:
         """Sum every state across processes with one ``all_reduce`` of one packed tensor."""
