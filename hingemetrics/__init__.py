@@ -7,6 +7,7 @@ itself. The arithmetic lives in :mod:`hingemetrics.functional`, shared by the fu
 from hingemetrics import functional
 from hingemetrics._classification import BinaryHingeLoss, HingeLoss, MulticlassHingeLoss
 from hingemetrics._embedding import HingeEmbeddingLoss
+from hingemetrics._margin import MarginDistribution, MarginHistogram
 from hingemetrics._multilabel import MultilabelHingeLoss
 
 __version__ = "0.1.0"
@@ -15,6 +16,8 @@ __all__ = [
     "BinaryHingeLoss",
     "HingeEmbeddingLoss",
     "HingeLoss",
+    "MarginDistribution",
+    "MarginHistogram",
     "MulticlassHingeLoss",
     "MultilabelHingeLoss",
     "__version__",

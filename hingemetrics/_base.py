@@ -12,6 +12,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
+from hingemetrics._plot import plot_metric
 from hingemetrics.functional._common import STAT_DTYPE
 
 __all__: list[str] = []
@@ -46,6 +47,10 @@ class SumStateMetric(Metric):
     higher_is_better = False
     full_state_update = False
     plot_lower_bound: float | None = 0.0
+    #: Names of the classes or labels of a vector result, used by :meth:`plot` when it is given no ``labels``.
+    #: Set it on an instance (``metric.plot_labels = ["cat", "dog"]``) to name them wherever the metric is
+    #: plotted, e.g. through ``MetricCollection.plot``.
+    plot_labels: Sequence[str] | None = None
 
     _sum_states: tuple[str, ...]
 
@@ -178,14 +183,39 @@ class SumStateMetric(Metric):
             setattr(self, name, packed[offset : offset + size].reshape(state.shape).to(state.dtype))
             offset += size
 
-    def plot(self, val: Tensor | Sequence[Tensor] | None = None, ax: _AX_TYPE | None = None) -> _PLOT_OUT_TYPE:
+    def plot(
+        self,
+        val: Tensor | Sequence[Tensor] | None = None,
+        ax: _AX_TYPE | None = None,
+        *,
+        labels: Sequence[str] | None = None,
+    ) -> _PLOT_OUT_TYPE:
         """Plot one value, or a history of values, of this metric.
 
+        One scalar is drawn as a marker, one per-class (or per-label) vector as bars, and a history (a list of
+        ``forward``/``compute`` results, or a tensor of them stacked along a new first dimension, such as
+        ``MetricTracker.compute_all()``) as one line per class or label. The y-axis starts at
+        ``plot_lower_bound`` and its top follows the data.
+
         Args:
-            val: a result of ``forward`` or ``compute``, or a list of them. Without it, ``compute()`` is plotted.
+            val: a result of ``forward`` or ``compute``, or a history of them. Without it, ``compute()`` is plotted.
             ax: a matplotlib axis to draw into; a new figure is made without it.
+            labels: names for the classes or labels of a vector result (or one name for a scalar metric's
+                series), shown in the legend. Without it, ``self.plot_labels`` is used if set, else
+                ``"Class 0"``, ``"Label 0"``, ...
 
         Returns:
             ``(fig, ax)``.
+
+        Example:
+            >>> import torch
+            >>> from hingemetrics import MulticlassHingeLoss
+            >>> metric = MulticlassHingeLoss(num_classes=3, multiclass_mode="one-vs-all")
+            >>> history = [metric(torch.randn(8, 3), torch.randint(3, (8,))) for _ in range(4)]
+            >>> fig, ax = metric.plot(history, labels=["cat", "dog", "bird"])
+            >>> [text.get_text() for text in ax.get_legend().get_texts()]
+            ['cat', 'dog', 'bird']
+            >>> import matplotlib.pyplot as plt
+            >>> plt.close(fig)
         """
-        return self._plot(val, ax)
+        return plot_metric(self, val, ax, labels)
