@@ -26,20 +26,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import torch
 from torch import Tensor, nn
 
 from hingemetrics._classification import BinaryHingeLoss
-from hingemetrics._margin import MarginDistribution, MarginHistogram
+from hingemetrics._margin import MarginDistribution
 from hingemetrics.functional import binary_hinge_loss
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = [
+    "History",
     "Scoreboard",
     "build_mlp",
     "evaluate",
     "evaluate_distributed",
+    "history_figure",
+    "margins_figure",
     "run",
     "split_circles",
     "train",
@@ -353,7 +359,8 @@ def evaluate_distributed(
 
 
 # --------------------------------------------------------------------------------------------------- figures
-def _save_history_plot(history: History, path: Path) -> None:
+def history_figure(history: History) -> Figure:
+    """Two stacked panels over the epochs: the hinge loss (train, test, and test under ``"auto"``) and accuracy."""
     import matplotlib.pyplot as plt
 
     from hingemetrics._plot import plot_values
@@ -372,18 +379,23 @@ def _save_history_plot(history: History, path: Path) -> None:
     ax_accuracy.set_ylabel("accuracy")
     ax_accuracy.set_xlabel("epoch")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
-def _save_margin_plot(metric: MarginDistribution, histogram: MarginHistogram, path: Path) -> None:
-    import matplotlib.pyplot as plt
+def margins_figure(metric: MarginDistribution) -> Figure:
+    """The histogram of the margins ``metric`` has seen, with lines at 0 and at the margin."""
     from matplotlib.axes import Axes
 
-    fig, ax = metric.plot(histogram)
+    fig, ax = metric.plot()
     assert isinstance(ax, Axes)
     ax.set_title("MarginDistribution of the test set, y * s")
     fig.tight_layout()
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -476,8 +488,8 @@ def run(
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _save_history_plot(history, out_dir / "history.png")
-    _save_margin_plot(final["test"].margins, final["test"].margins.compute(), out_dir / "margins.png")
+    _save(history_figure(history), out_dir / "history.png")
+    _save(margins_figure(final["test"].margins), out_dir / "margins.png")
     say()
     say(f"wrote {out_dir / 'history.png'} (loss and accuracy per epoch, train vs test)")
     say(f"wrote {out_dir / 'margins.png'} (histogram of the test margins y * s, lines at 0 and 1)")
