@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -286,3 +289,24 @@ def test_metric_collection_passes_plot_labels_through():
     axes = {key: ax for key, (_, ax) in zip(collection.keys(), collection.plot())}
     assert [t.get_text() for t in axes["ova"].get_legend().get_texts()] == ["cat", "dog", "bird"]
     assert len(axes["cs"].get_lines()) == 1 and axes["cs"].get_legend() is None
+
+
+def test_the_readme_plotting_examples_run(tmp_path, monkeypatch):
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("\n## Plotting\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
+    spaces = []
+    for block in blocks:
+        namespace: dict = {}
+        exec(compile(block, "README.md", "exec"), namespace)
+        assert namespace["ax"].get_figure() is namespace["fig"]
+        spaces.append(namespace)
+    history, margins = spaces
+    assert (tmp_path / "one-vs-all.png").is_file()
+    assert [t.get_text() for t in history["ax"].get_legend().get_texts()] == ["cat", "dog", "bird"]
+    assert len(history["ax"].get_lines()) == 3
+    assert margins["result"].counts.tolist() == [0.0, 2.0, 1.0, 1.0]
+    assert margins["result"].misclassified.item() == 0.5 and margins["result"].inside_margin.item() == 0.75
+    assert len(margins["ax"].patches) == 4
