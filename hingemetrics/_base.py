@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from lightning_utilities import apply_to_collection
 from torch import Tensor
 from torchmetrics import Metric
+from torchmetrics.utilities.data import _squeeze_if_scalar, dim_zero_sum
 from torchmetrics.utilities.distributed import gather_all_tensors
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
@@ -16,6 +19,57 @@ from hingemetrics._plot import plot_metric
 from hingemetrics.functional._common import STAT_DTYPE
 
 __all__: list[str] = []
+
+
+def _summed_tensor_state(name: str, state: Any, reduction: Any) -> Tensor:
+    """Return ``state`` after checking that it is a tensor reduced by summation, the only kind that is packed."""
+    if not isinstance(state, Tensor) or reduction is not dim_zero_sum:
+        reduced_by = getattr(reduction, "__name__", reduction)
+        raise TypeError(
+            f"Expected state `{name}` to be a tensor reduced by summation, but got a {type(state).__name__}"
+            f" reduced by {reduced_by}."
+        )
+    return state
+
+
+def _pack(states: Sequence[Tensor]) -> Tensor:
+    """Flatten states of any shapes into one new ``(sum of their numel,)`` tensor of their common dtype."""
+    dtype = functools.reduce(torch.promote_types, [state.dtype for state in states])
+    return torch.cat([state.reshape(-1).to(dtype) for state in states])
+
+
+def _unpack(packed: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
+    """Split a ``(sum of numel,)`` tensor into pieces with the shapes and dtypes of ``like``, in order."""
+    pieces = packed.split([state.numel() for state in like])
+    return [piece.reshape(state.shape).to(state.dtype) for piece, state in zip(pieces, like, strict=True)]
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """A summing ``all_reduce`` whose gradient reaches this rank's summand unchanged (the others are constants)."""
+
+    @staticmethod
+    def forward(ctx: Any, local: Tensor, group: Any) -> Tensor:
+        total = local.clone()
+        torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM, group=group)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return grad, None
+
+
+def _sum_over_ranks(packed: Tensor, group: Any | None) -> Tensor:
+    """Sum a ``(K,)`` tensor over the ranks of ``group`` (None: the default group) with one ``all_reduce``.
+
+    ``packed`` must be a tensor of its own (it is overwritten when it needs no gradient). With autograd recording
+    and a ``packed`` that requires grad (``forward`` with ``dist_sync_on_step=True``), the gradient flows to this
+    rank's contribution, as torchmetrics' gather does, instead of through an op that has no autograd formula.
+    """
+    if packed.requires_grad and torch.is_grad_enabled():
+        total: Tensor = _AllReduceSum.apply(packed, group)
+        return total
+    torch.distributed.all_reduce(packed, op=torch.distributed.ReduceOp.SUM, group=group)
+    return packed
 
 
 #: torchmetrics' bookkeeping that ``forward`` changes on its way, restored when the batch raises.
@@ -168,20 +222,37 @@ class SumStateMetric(Metric):
         )
 
     def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any | None = None) -> None:
-        """Sum every state across processes with one ``all_reduce`` of one packed tensor."""
+        """Sum every state over the ranks of the group with one ``all_reduce`` of one packed tensor.
+
+        Every rank issues this one collective, with the same shape, whether or not it has seen data, so no rank can
+        wait on a collective that another never issues. A ``dist_sync_fn`` other than torchmetrics' default is
+        honoured through torchmetrics' own path, which calls it once per state.
+        """
         if dist_sync_fn is not gather_all_tensors:
             super()._sync_dist(dist_sync_fn, process_group)
             return
-        states = [getattr(self, name) for name in self._sum_states]
-        packed = torch.cat([s.reshape(-1).to(states[0].dtype) for s in states])
-        torch.distributed.all_reduce(
-            packed, op=torch.distributed.ReduceOp.SUM, group=process_group or self.process_group
-        )
-        offset = 0
-        for name, state in zip(self._sum_states, states, strict=True):
-            size = state.numel()
-            setattr(self, name, packed[offset : offset + size].reshape(state.shape).to(state.dtype))
-            offset += size
+        names = list(self._defaults)
+        states = [_summed_tensor_state(name, getattr(self, name), self._reductions[name]) for name in names]
+        total = _sum_over_ranks(_pack(states), process_group or self.process_group)
+        for name, value in zip(names, _unpack(total, states), strict=True):
+            setattr(self, name, value)
+
+    def _wrap_compute(self, compute: Callable) -> Callable:
+        """Wrap ``compute`` as torchmetrics does, and let it run on states that ``sync()`` has already summed.
+
+        torchmetrics' ``compute`` raises inside ``sync_context()`` (it tries to sync a second time). Here it then
+        reads the synced states as they are: no second collective, no cached value, and the caller's ``unsync()``
+        still restores the local states.
+        """
+        synced_by_torchmetrics = super()._wrap_compute(compute)
+
+        @functools.wraps(compute)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if self._is_synced:
+                return apply_to_collection(_squeeze_if_scalar(compute(*args, **kwargs)), Tensor, Tensor.clone)
+            return synced_by_torchmetrics(*args, **kwargs)
+
+        return wrapped
 
     def plot(
         self,
