@@ -334,3 +334,33 @@ def test_plot_refuses_what_it_cannot_draw():
         metric.plot(torch.tensor(0.5))
     with pytest.raises(ValueError, match="Expected `labels` to be None"):
         metric.plot(labels=["a"])
+
+
+# ------------------------------------------------------------------------------------------------ two ranks
+def _margin_rank(rank: int, world: int, runs: list) -> list[dict]:
+    """Feed this rank's shard of each run, then compute (which syncs) and report the result and the local total."""
+    out = []
+    for kwargs, shards in runs:
+        metric = MarginDistribution(**kwargs)
+        for preds, target in shards[rank]:
+            metric.update(preds, target)
+        out.append({"result": metric.compute()._asdict(), "local_total": metric.total.item()})
+    return out
+
+
+@pytest.mark.timeout(300)
+def test_two_gloo_ranks_sync_to_the_histogram_of_all_the_data():
+    from tests.ddp.launch import run_ranks
+
+    runs = []
+    for name in ("binary-pm1-extra-dims", "multiclass"):
+        kwargs, draw = CONFIGS[name]
+        runs.append((kwargs, [[], batches(draw, sizes=(9, 1, 14), seed=7)]))  # rank 0 sees nothing
+    per_rank = run_ranks(_margin_rank, 2, runs)
+    for index, (kwargs, shards) in enumerate(runs):
+        expected = reference(*cat(shards[1]), **ref_kwargs(kwargs))
+        for rank, results in enumerate(per_rank):
+            result = MarginHistogram(**results[index]["result"])
+            assert_matches(result, expected)
+            # compute() syncs inside a context: afterwards each rank holds its own state again
+            assert results[index]["local_total"] == sum(target.numel() for _, target in shards[rank])
