@@ -92,7 +92,10 @@ class SumStateMetric(Metric):
     one tensor per state (in declaration order) for a batch. The base class then gives them:
 
     * an ``update`` that computes everything first and only then adds to the state, so a batch that raises leaves
-      the state exactly as it was;
+      the state exactly as it was, and a ``forward`` that puts the state back when its batch raises;
+    * states that never keep an autograd graph (torchmetrics runs ``update`` with autograd off), while
+      ``forward``'s batch value stays differentiable;
+    * a ``load_state_dict`` that checks each state's shape and casts it to the metric's own dtype and device;
     * a sync that packs every state into one tensor and issues a single ``all_reduce`` (torchmetrics' default
       gathers each state separately); a user-supplied ``dist_sync_fn`` is still honoured.
     """

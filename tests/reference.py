@@ -6,6 +6,8 @@ mistake in the package's vectorised arithmetic cannot hide behind the same mista
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -13,9 +15,23 @@ def _weights(n: int, weight: np.ndarray | None) -> np.ndarray:
     return np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64).reshape(-1)
 
 
-def binary_hinge(scores, target, *, margin=1.0, squared=False, weight=None, ignore_index=None) -> float:
-    """Weighted mean of max(0, m - y*s)^p with y = +1 for target 1, -1 for 0 or -1."""
+def _sigmoid(s: float) -> float:
+    return 1.0 / (1.0 + math.exp(-s))
+
+
+def _softmax(row) -> list[float]:
+    top = max(row)
+    exps = [math.exp(v - top) for v in row]
+    return [e / sum(exps) for e in exps]
+
+
+def binary_hinge(
+    scores, target, *, margin=1.0, squared=False, weight=None, ignore_index=None, normalization=None
+) -> float:
+    """Weighted mean of max(0, m - y*s)^p with y = +1 for target 1, -1 for 0 or -1 (s squashed by "sigmoid")."""
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if normalization == "sigmoid":
+        s = np.array([_sigmoid(v) for v in s])
     t = np.asarray(target).reshape(-1)
     w = _weights(s.size, weight)
     num = den = 0.0
@@ -37,10 +53,20 @@ def _rows(scores, target):
 
 
 def multiclass_hinge(
-    scores, target, *, mode="crammer-singer", margin=1.0, squared=False, weight=None, ignore_index=None
+    scores,
+    target,
+    *,
+    mode="crammer-singer",
+    margin=1.0,
+    squared=False,
+    weight=None,
+    ignore_index=None,
+    normalization=None,
 ):
-    """Weighted mean multiclass hinge; a (C,) array for one-vs-all."""
+    """Weighted mean multiclass hinge; a (C,) array for one-vs-all. "softmax" squashes each sample's row."""
     s, t = _rows(scores, target)
+    if normalization == "softmax":
+        s = np.array([_softmax(row) for row in s]).reshape(s.shape)
     n, c = s.shape
     w = _weights(n, weight)
     num = np.zeros(c) if mode == "one-vs-all" else 0.0
@@ -64,9 +90,13 @@ def multiclass_hinge(
     return num / den if den else (np.full(c, np.nan) if mode == "one-vs-all" else float("nan"))
 
 
-def multilabel_hinge(scores, target, *, average="macro", margin=1.0, squared=False, weight=None, ignore_index=None):
-    """A binary hinge for each label of (N, L, ...) inputs, averaged as asked."""
+def multilabel_hinge(
+    scores, target, *, average="macro", margin=1.0, squared=False, weight=None, ignore_index=None, normalization=None
+):
+    """A binary hinge for each label of (N, L, ...) inputs, averaged as asked ("sigmoid" squashes each score)."""
     s = np.asarray(scores, dtype=np.float64)
+    if normalization == "sigmoid":
+        s = np.vectorize(_sigmoid, otypes=[np.float64])(s) if s.size else s
     t = np.asarray(target)
     w = np.ones(s.shape) if weight is None else np.broadcast_to(np.asarray(weight, dtype=np.float64), s.shape)
     n_labels = s.shape[1]

@@ -8,6 +8,7 @@ environment as the tests.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import nbformat
@@ -52,7 +53,9 @@ def test_runs_from_top_to_bottom(path, monkeypatch, tmp_path):
     monkeypatch.setenv("HINGEMETRICS_FAST", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "1")  # this environment's kernel spec before a user-wide one
     notebook = nbformat.read(path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell("import sys\n\nprint(sys.executable)"))
     client = NotebookClient(
         notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
@@ -60,5 +63,7 @@ def test_runs_from_top_to_bottom(path, monkeypatch, tmp_path):
     cells = code_cells(notebook)
     assert all(cell.execution_count is not None for cell in cells)
     assert not [o for cell in cells for o in cell.outputs if o.output_type == "error"]
-    printed = "".join(o.text for cell in cells for o in cell.outputs if o.output_type == "stream")
+    printed = "".join(o.text for cell in cells[:-1] for o in cell.outputs if o.output_type == "stream")
     assert printed, "the notebook printed nothing"
+    kernel_python = cells[-1].outputs[0].text.strip()
+    assert kernel_python == sys.executable, "the kernel ran another interpreter"

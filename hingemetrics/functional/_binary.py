@@ -90,7 +90,10 @@ def binary_hinge_loss(
             the batch.
         squared: square each element loss.
         ignore_index: target value whose elements count in neither sum.
-        validate_args: check label values, NaN and weights (reads data back to the host).
+        validate_args: check the values, which reads data back to the host: no NaN or infinity in ``preds`` or
+            ``sample_weight``, no negative weight, and whole-number labels in {0, 1} or {-1, 1} (never 0 and -1
+            together) apart from ``ignore_index``. Types, shapes and devices are checked either way. Without it a
+            target counts as positive where it is > 0 and negative elsewhere, and NaN reaches the result.
         margin: the margin :math:`m > 0`.
         normalization: ``None`` for raw scores, ``"sigmoid"`` to always squash the scores, ``"auto"`` to squash a
             batch when any counted value is outside [0, 1] (torchmetrics' behaviour).

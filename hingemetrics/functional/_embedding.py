@@ -26,9 +26,10 @@ def _check_pm_one_target(target: Tensor) -> None:
     bad = (target != 1) & (target != -1)
     if bool(bad.any()):
         found = torch.unique(target[bad].to(torch.float64)).tolist()
+        hint = " Map 0 labels to -1 first, e.g. `target * 2 - 1`." if 0 in found else ""
         raise ValueError(
             f"Expected `target` to hold only 1 (similar pair) and -1 (dissimilar pair), but found "
-            f"{C._fmt_values(found)}. Map 0 labels to -1 first, e.g. `target * 2 - 1`."
+            f"{C._fmt_values(found)}.{hint}"
         )
 
 
@@ -76,7 +77,9 @@ def hinge_embedding_loss(
             else is an error under ``validate_args``.
         margin: the margin :math:`m > 0`.
         reduction: ``"mean"`` or ``"sum"``.
-        validate_args: check the target values and NaN (reads data back to the host).
+        validate_args: check the values, which reads data back to the host: no NaN or infinity in ``preds``,
+            targets 1 or -1 only. Types, shapes and devices are checked either way. Without it a target counts as
+            a similar pair where it equals 1 and as a dissimilar one elsewhere.
 
     Returns:
         A float64 scalar; nan for an empty input with ``"mean"``.

@@ -24,8 +24,10 @@ def _is_one_hot(preds: Tensor, target: Tensor) -> bool:
 
 
 def _class_target_shape(preds: Tensor, target: Tensor) -> torch.Size:
-    """The shape of the targets as class indices: ``(N, ...)``."""
-    return target.shape[:1] + target.shape[2:] if _is_one_hot(preds, target) else target.shape
+    """The shape of the targets as class indices: ``(N, ...)``, or ``()`` for one sample's ``(C,)`` scores."""
+    if not _is_one_hot(preds, target):
+        return target.shape
+    return target.shape[:1] + target.shape[2:] if target.dim() > 1 else torch.Size([])
 
 
 def _multiclass_hinge_check_tensors(
@@ -64,14 +66,17 @@ def _multiclass_hinge_check_tensors(
 
 
 def _check_one_hot_values(target: Tensor) -> None:
+    """Require 0/1 entries with exactly one 1 along the class dimension; the message shows the first bad row."""
     if target.numel() == 0:
         return
     C.check_integral("target", target)
-    rows = target.to(torch.int64)
-    if bool(((rows != 0) & (rows != 1)).any()) or bool((rows.sum(min(1, rows.dim() - 1)) != 1).any()):
+    classes = target.to(torch.int64).movedim(min(1, target.dim() - 1), -1)
+    rows = classes.reshape(-1, classes.shape[-1])
+    bad = ((rows != 0) & (rows != 1)).any(1) | (rows.sum(1) != 1)
+    if bool(bad.any()):
         raise ValueError(
             "Expected a one-hot `target` of shape (N, C, ...): 0/1 entries with exactly one 1 along dimension 1, "
-            "but found a row that is not one-hot."
+            f"but found a row that is not one-hot: [{C._fmt_values(rows[bad][0].tolist())}]."
         )
 
 
@@ -95,6 +100,8 @@ def _multiclass_hinge_update(
         preds, target = preds.unsqueeze(0), target.unsqueeze(0)
     one_hot = _is_one_hot(preds, target)
     index_shape = _class_target_shape(preds, target)
+    if one_hot and target.dtype == torch.bool:
+        target = target.to(torch.uint8)  # argmax takes no bool
     labels = (target.argmax(1) if one_hot else target).reshape(-1).long()
     scores = as_scores(preds).movedim(1, -1).reshape(-1, num_classes)
     valid = None if ignore_index is None or one_hot else labels != ignore_index
@@ -153,7 +160,11 @@ def multiclass_hinge_loss(
         squared: square each loss.
         multiclass_mode: ``"crammer-singer"``, ``"one-vs-all"`` or ``"weston-watkins"``.
         ignore_index: class-index value whose samples count in neither sum (index targets only).
-        validate_args: check class range, one-hot rows, NaN and weights (reads data back to the host).
+        validate_args: check the values, which reads data back to the host: no NaN or infinity in ``preds`` or
+            ``sample_weight``, no negative weight, whole-number class indices in [0, C - 1] apart from
+            ``ignore_index``, one-hot rows of 0s with exactly one 1. Types, shapes and devices are checked either
+            way. Without it float indices are truncated, a one-hot row is read by its argmax, and an index out of
+            range fails inside torch's indexing (``RuntimeError``, or a device-side assert on a GPU).
         margin: the margin :math:`m > 0`.
         normalization: ``None`` for raw scores, ``"softmax"`` to always apply softmax over the classes, ``"auto"``
             to apply it to a batch when any counted value is outside [0, 1] (torchmetrics' behaviour).

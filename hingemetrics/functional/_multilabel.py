@@ -122,7 +122,8 @@ def multilabel_hinge_loss(
         squared: square each element loss.
         average: ``"micro"``, ``"macro"`` or ``"none"``.
         ignore_index: target value whose elements count in neither sum (per label).
-        validate_args: check label values, NaN and weights (reads data back to the host).
+        validate_args: check the values, as in :func:`binary_hinge_loss` (reads data back to the host). Types,
+            shapes and devices are checked either way.
         margin: the margin :math:`m > 0`.
         normalization: ``None`` (raw scores), ``"sigmoid"``, or ``"auto"`` (sigmoid on a batch when any counted
             value is outside [0, 1]).
