@@ -223,6 +223,11 @@ def test_works_in_a_metric_collection():
     for preds, target in parts:
         collection.update(preds, target)
     assert_matches(collection.compute()["margins"], reference(*cat(parts), bins=5))
+    ((fig, ax),) = collection.plot()  # the collection hands each metric its own result to plot
+    try:
+        assert len(ax.patches) == 5 and len(ax.get_lines()) == 2
+    finally:
+        plt.close(fig)
 
 
 def test_nan_margins_are_counted_nowhere_without_validation():
