@@ -123,7 +123,9 @@ def build_mlp(seed: int = 1, hidden: int = 50) -> nn.Sequential:
     (``b = sqrt(6 / (fan_in + fan_out))``), biases zero, as in the original Keras model.
     """
     generator = torch.Generator().manual_seed(seed)
-    hidden_layer, output_layer = nn.Linear(2, hidden), nn.Linear(hidden, 1)
+    # skip_init: no default initialisation, so the global random state is left alone
+    hidden_layer = nn.utils.skip_init(nn.Linear, 2, hidden)
+    output_layer = nn.utils.skip_init(nn.Linear, hidden, 1)
     with torch.no_grad():
         hidden_layer.weight.uniform_(-math.sqrt(6 / 2), math.sqrt(6 / 2), generator=generator)
         bound = math.sqrt(6 / (hidden + 1))

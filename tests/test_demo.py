@@ -85,6 +85,13 @@ def test_build_mlp_layers_and_initialisation():
     assert scores.shape == (64, 1) and scores.abs().max().item() <= 1
 
 
+def test_data_and_model_leave_the_global_random_state_alone():
+    state = torch.get_rng_state()
+    demo.split_circles(seed=1)
+    demo.build_mlp(seed=1)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 # -------------------------------------------------------------------------------------------------- metrics
 def numpy_scoreboard(batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
     """The demo's rows the long way, from (scores, labels in {-1, 1}) batches."""
