@@ -7,11 +7,14 @@ from torch import Tensor
 
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._common import (
+    STAT_DTYPE,
     as_scores,
+    chunk_rows,
     hinge_compute,
     hinge_transform,
-    normalize_scores,
+    outside_unit_interval,
     per_element_weights,
+    squash,
     weighted_sums,
 )
 
@@ -33,10 +36,7 @@ def _binary_hinge_check_tensors(
         C.check_weight_shape(sample_weight, target.shape)
     C.check_same_device(preds=preds, target=target, sample_weight=sample_weight)
     if validate_args:
-        C.check_finite("preds", preds)
-        C.check_binary_target_values(target, ignore_index)
-        if sample_weight is not None:
-            C.check_weight_values(sample_weight)
+        C.check_binary_values(preds, target, sample_weight, ignore_index)
 
 
 def _binary_hinge_update(
@@ -51,16 +51,66 @@ def _binary_hinge_update(
 ) -> tuple[Tensor, Tensor]:
     """Summed statistics of one batch: ``(sum of w * loss, sum of w)``, both float64 scalars.
 
-    The target is read as positive where it equals 1 and negative elsewhere, so {0, 1}, {-1, 1} and bool targets
-    share one code path; elements whose target equals ``ignore_index`` get weight 0.
+    The target is read as positive where it is above 0.5 (1, or True) and negative elsewhere, so {0, 1}, {-1, 1}
+    and bool targets share one code path; elements whose target equals ``ignore_index`` get weight 0.
     """
-    scores = as_scores(preds).reshape(-1)
-    labels = target.reshape(-1)
+    return binary_hinge_sums(
+        as_scores(preds).reshape(-1),
+        target.reshape(-1),
+        per_element_weights(sample_weight, target.shape),
+        margin=margin,
+        squared=squared,
+        ignore_index=ignore_index,
+        normalization=normalization,
+    )
+
+
+def binary_hinge_sums(
+    scores: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    *,
+    margin: float,
+    squared: bool,
+    ignore_index: int | None,
+    normalization: str | None,
+) -> tuple[Tensor, Tensor]:
+    """Weighted binary hinge sums of ``(M,)`` or ``(M, K)`` scores, in chunks of rows, without host reads.
+
+    Args:
+        scores: ``(M,)`` or ``(M, K)`` float scores (K labels, each summed separately).
+        labels: targets shaped like ``scores``: positive above 0.5 (1, or True), negative elsewhere (0 or -1).
+        weight: non-negative weights shaped like ``scores``, or None.
+        margin: the margin.
+        squared: square each element loss.
+        ignore_index: label value whose elements count in neither sum.
+        normalization: ``None``, ``"sigmoid"`` or ``"auto"`` (decided once over the whole batch).
+
+    Returns:
+        ``(sum of w * loss, sum of w)`` in float64: scalars for ``(M,)`` scores; for ``(M, K)`` the loss sum is
+        ``(K,)`` and the weight total is ``(K,)``, or a scalar when neither ``weight`` nor ``ignore_index`` is given.
+    """
+    device = scores.device
     valid = None if ignore_index is None else labels != ignore_index
-    scores = normalize_scores(scores, normalization, valid, dim=None)
-    signed = torch.where(labels > 0, scores, -scores)  # y * s with y in {-1, +1}
-    loss = hinge_transform(margin - signed, squared)
-    return weighted_sums(loss, valid, per_element_weights(sample_weight, target.shape))
+    outside = outside_unit_interval(scores, valid) if normalization == "auto" else None
+    if labels.dtype == torch.bool:
+        labels = labels.view(torch.uint8)  # the same bytes, as numbers
+    margin_tensor = torch.full((), margin, dtype=scores.dtype, device=device)
+    shape = scores.shape[1:]
+    loss_sum = torch.zeros(shape, dtype=STAT_DTYPE, device=device)
+    weight_sum = torch.zeros(shape if valid is not None or weight is not None else (), dtype=STAT_DTYPE, device=device)
+    for rows in chunk_rows(scores.shape[0], scores[:1].numel(), device):
+        chunk = squash(scores[rows], normalization, outside, dim=None)
+        # y in {-1, +1}: +1 for a label 1 (or True), -1 for 0 and -1. Arithmetic, not a select on the label,
+        # because a select branches on every element and random labels defeat the branch predictor.
+        sign = torch.sign(labels[rows] - 0.5)
+        loss = hinge_transform(torch.addcmul(margin_tensor, sign, chunk, value=-1), squared)
+        chunk_loss, chunk_weight = weighted_sums(
+            loss, None if valid is None else valid[rows], None if weight is None else weight[rows]
+        )
+        loss_sum = loss_sum + chunk_loss
+        weight_sum = weight_sum + chunk_weight
+    return loss_sum, weight_sum
 
 
 def binary_hinge_loss(

@@ -13,7 +13,7 @@ Every message names the argument, says what was expected and shows what came.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -154,17 +154,59 @@ def check_weight_shape(sample_weight: Any, target_shape: torch.Size) -> None:
 
 
 # ------------------------------------------------------------------------------------- tensors: values (syncs)
+Extrema = tuple[float, float] | None
+
+
+def read_extrema(*tensors: Tensor | None) -> list[Extrema]:
+    """The ``(min, max)`` of each tensor, all read back to the host in one transfer.
+
+    A NaN anywhere in a floating-point tensor makes both its minimum and maximum NaN. None and empty tensors give
+    None. This is the only synchronisation the fast value checks need: one ``aminmax`` pass per tensor, no
+    temporaries, then one small copy to the host.
+    """
+    present = [t for t in tensors if t is not None and t.numel()]
+    if not present:
+        return [None] * len(tensors)
+    pairs = iter(torch.stack([torch.stack(torch.aminmax(t)).to(torch.float64) for t in present]).tolist())
+    extrema: list[Extrema] = []
+    for t in tensors:
+        if t is not None and t.numel():
+            low, high = next(pairs)
+            extrema.append((low, high))
+        else:
+            extrema.append(None)
+    return extrema
+
+
+def _finite(extrema: Extrema) -> bool:
+    return extrema is None or (math.isfinite(extrema[0]) and math.isfinite(extrema[1]))
+
+
+def _within(extrema: Extrema, low: float, high: float) -> bool:
+    """Whether every value lies in [low, high]; False when the extrema are NaN."""
+    return extrema is None or (extrema[0] >= low and extrema[1] <= high)
+
+
 def check_finite(name: str, value: Tensor) -> None:
     """Require no NaN or infinity (reads the data back to the host)."""
-    if value.is_floating_point() and value.numel() and not bool(torch.isfinite(value).all()):
-        bad = value[~torch.isfinite(value)].flatten()[0].item()
-        raise ValueError(f"Expected `{name}` to hold only finite values, but found {bad}.")
+    if value.is_floating_point() and not _finite(read_extrema(value)[0]):
+        _raise_not_finite(name, value)
+
+
+def _raise_not_finite(name: str, value: Tensor) -> None:
+    bad = value[~torch.isfinite(value)].flatten()[0].item()
+    raise ValueError(f"Expected `{name}` to hold only finite values, but found {bad}.")
 
 
 def check_weight_values(sample_weight: Tensor) -> None:
     """Require finite, non-negative weights."""
-    check_finite("sample_weight", sample_weight)
-    if sample_weight.numel() and bool((sample_weight < 0).any()):
+    _check_weight_extrema(sample_weight, read_extrema(sample_weight)[0])
+
+
+def _check_weight_extrema(sample_weight: Tensor, extrema: Extrema) -> None:
+    if not _finite(extrema):
+        _raise_not_finite("sample_weight", sample_weight)
+    if not _within(extrema, 0, math.inf):
         bad = sample_weight[sample_weight < 0].flatten()[0].item()
         raise ValueError(f"Expected `sample_weight` to be non-negative, but found {bad}.")
 
@@ -176,6 +218,67 @@ def check_integral(name: str, target: Tensor) -> None:
         if bool(frac.any()):
             bad = target[frac].flatten()[0].item()
             raise ValueError(f"Expected `{name}` to hold whole-number labels, but found {bad}.")
+
+
+def _labels_and_fractions(target: Tensor, ignore_index: int | None, fill: int) -> tuple[Tensor, Tensor | None]:
+    """The target with ``ignore_index`` replaced by an allowed ``fill``, and its fractional parts if it is float."""
+    labels = target if ignore_index is None else torch.where(target == ignore_index, fill, target)
+    return labels, torch.frac(labels) if labels.is_floating_point() else None
+
+
+def check_binary_values(preds: Tensor, target: Tensor, sample_weight: Tensor | None, ignore_index: int | None) -> None:
+    """Every value check of a binary batch (finite scores, labels, weights), with one read back to the host.
+
+    The checks compare minima and maxima; only a batch that fails one is looked at again, element by element, to
+    name the offending values. Labels in {-1, 1} cost a second read, for the zeros that would mix conventions.
+    """
+    labels, fractions = (None, None) if target.dtype == torch.bool else _labels_and_fractions(target, ignore_index, 1)
+    scores, kept, fraction, weights = read_extrema(preds, labels, fractions, sample_weight)
+    if not _finite(scores):
+        _raise_not_finite("preds", preds)
+    if labels is not None:
+        ok = _within(kept, -1, 1) and _within(fraction, 0, 0)
+        if ok and kept is not None and kept[0] < 0:  # {-1, 1}: a 0 would mix the two conventions
+            ok = not bool((labels == 0).any())
+        if not ok:
+            check_binary_target_values(target, ignore_index)
+    if sample_weight is not None:
+        _check_weight_extrema(sample_weight, weights)
+
+
+def check_class_values(
+    preds: Tensor,
+    target: Tensor,
+    sample_weight: Tensor | None,
+    num_classes: int,
+    ignore_index: int | None,
+    explain_one_hot: Callable[[Tensor], None] | None = None,
+) -> None:
+    """Every value check of a multiclass batch (finite scores, targets, weights), with one read back to the host.
+
+    Index targets must lie in [0, num_classes - 1] apart from ``ignore_index``. With ``explain_one_hot`` the target
+    is one-hot ``(N, C, ...)``: 0 and 1 with exactly one 1 along dimension 1; a target that is not is handed to
+    ``explain_one_hot``, which raises with the offending row. Only a failing batch is looked at element by element.
+    """
+    if explain_one_hot is not None:
+        labels, fractions = _labels_and_fractions(target, None, 0)
+        per_row = target.sum(1) if target.dim() > 1 else target.sum().reshape(1)
+        high = 1
+    else:
+        labels, fractions = _labels_and_fractions(target, ignore_index, 0)
+        per_row = None
+        high = num_classes - 1
+    scores, kept, fraction, rows, weights = read_extrema(preds, labels, fractions, per_row, sample_weight)
+    if not _finite(scores):
+        _raise_not_finite("preds", preds)
+    labels_ok = _within(kept, 0, high) and _within(fraction, 0, 0) and _within(rows, 1, 1)
+    if not labels_ok:
+        if explain_one_hot is not None:
+            explain_one_hot(target)
+        else:
+            check_class_target_values(target, num_classes, ignore_index, "class")
+    if sample_weight is not None:
+        _check_weight_extrema(sample_weight, weights)
 
 
 def check_binary_target_values(target: Tensor, ignore_index: int | None) -> None:

@@ -1,7 +1,12 @@
-"""Arithmetic shared by every hinge loss: score preparation, weighting and the summed statistics.
+"""Arithmetic shared by every hinge loss: score preparation, weighting, chunking and the summed statistics.
 
 Nothing here reads tensor data back to the host or branches on it, so these helpers are safe inside
-``torch.compile(fullgraph=True)`` and issue no device synchronisation.
+``torch.compile(fullgraph=True)`` and issue no device synchronisation. Decisions that depend on the data (the
+``"auto"`` normalization) stay on the device as 0-d tensors and are applied with ``torch.where``.
+
+Large batches are reduced in chunks of rows: every temporary then has the size of a chunk, not of the batch, so
+the memory an update needs beyond its inputs stays small, and on the CPU the temporaries stay in cache and are
+reused by the allocator instead of being mapped afresh for every operation.
 """
 
 from __future__ import annotations
@@ -13,6 +18,11 @@ __all__: list[str] = []
 
 STAT_DTYPE = torch.float64
 
+#: Elements of one chunk on the CPU (1 MiB of float32): small enough to stay in the L2 cache.
+CPU_CHUNK_ELEMENTS = 1 << 18
+#: Elements of one chunk on an accelerator, where chunks only bound the memory and each launch has a cost.
+DEVICE_CHUNK_ELEMENTS = 1 << 24
+
 
 def as_scores(preds: Tensor) -> Tensor:
     """Half and bfloat16 scores are computed in float32; float32 and float64 stay as they are."""
@@ -21,13 +31,90 @@ def as_scores(preds: Tensor) -> Tensor:
     return preds
 
 
+def chunk_rows(num_rows: int, row_size: int, device: torch.device) -> list[slice]:
+    """Split ``num_rows`` rows of ``row_size`` elements into slices of about one chunk each.
+
+    Under ``torch.compile`` the whole batch is one chunk: the compiler fuses the arithmetic itself. An empty batch
+    has no chunk at all.
+    """
+    if torch.compiler.is_compiling():
+        step = max(num_rows, 1)
+    else:
+        budget = CPU_CHUNK_ELEMENTS if device.type == "cpu" else DEVICE_CHUNK_ELEMENTS
+        step = max(1, budget // max(row_size, 1))
+    return [slice(start, start + step) for start in range(0, num_rows, step)]
+
+
+def outside_unit_interval(scores: Tensor, valid: Tensor | None) -> Tensor:
+    """Whether any counted score lies outside [0, 1] (or is NaN), as a 0-d bool tensor on the scores' device.
+
+    Args:
+        scores: ``(M, ...)`` scores.
+        valid: mask of the elements that count, shaped like ``scores`` or like its leading dimensions (then it
+            covers whole rows), or None when all count.
+
+    Without a mask this is one pass (``aminmax``) with no temporary; with one, the ignored elements are replaced by
+    0.5 one chunk at a time.
+    """
+    inside = torch.ones((), dtype=torch.bool, device=scores.device)
+    if valid is None:
+        parts = [scores] if scores.numel() else []
+    else:
+        valid = valid.reshape(valid.shape + (1,) * (scores.dim() - valid.dim()))
+        row_size = scores[:1].numel()
+        parts = [
+            torch.where(valid[rows], scores[rows], 0.5) for rows in chunk_rows(scores.shape[0], row_size, scores.device)
+        ]
+    for part in parts:
+        low, high = torch.aminmax(part)
+        inside = inside & (low >= 0) & (high <= 1)  # False for NaN, which torchmetrics also squashes
+    return ~inside
+
+
+def squash(scores: Tensor, normalization: str | None, outside: Tensor | None, dim: int | None) -> Tensor:
+    """Apply the normalization to a chunk of scores, given the batch's ``"auto"`` decision ``outside``.
+
+    Args:
+        scores: ``(B,)`` or ``(B, K)`` binary scores (``dim=None``: sigmoid), or ``(B, C)`` class scores (``dim=1``:
+            softmax over the classes).
+        normalization: ``None``, ``"sigmoid"``, ``"softmax"`` or ``"auto"``.
+        outside: the 0-d result of :func:`outside_unit_interval` over the whole batch (``"auto"`` only).
+        dim: None for sigmoid, the class dimension for softmax.
+    """
+    if normalization is None:
+        return scores
+    squashed = scores.sigmoid() if dim is None else softmax_rows(scores)
+    if normalization != "auto":
+        return squashed
+    assert outside is not None, "normalization='auto' needs the batch's decision"
+    return torch.where(outside, squashed, scores)
+
+
+def softmax_rows(scores: Tensor) -> Tensor:
+    """Softmax over dimension 1 of ``(B, C)`` scores.
+
+    torch's softmax kernel handles one row at a time, which is slow on the CPU for a handful of classes; there the
+    same arithmetic is written as whole-chunk operations (row sums as a matrix-vector product).
+    """
+    if scores.shape[1] >= 64 or scores.device.type != "cpu":
+        return scores.softmax(1)
+    exps = (scores - scores.amax(1, keepdim=True)).exp()
+    return exps / row_sums(exps).unsqueeze(1)
+
+
+def row_sums(values: Tensor) -> Tensor:
+    """Sum ``(B, K)`` over dimension 1, as a matrix-vector product (fast for any K on every device)."""
+    return values @ torch.ones(values.shape[1], dtype=values.dtype, device=values.device)
+
+
 def normalize_scores(scores: Tensor, normalization: str | None, valid: Tensor | None, dim: int | None) -> Tensor:
     """Apply the requested normalization to raw scores.
 
     Args:
-        scores: ``(M,)`` binary scores (``dim=None``) or ``(M, C)`` class scores (``dim=1``).
+        scores: ``(M,)`` or ``(M, K)`` binary scores (``dim=None``), or ``(M, C)`` class scores (``dim=1``).
         normalization: ``None`` (raw scores), ``"sigmoid"``, ``"softmax"`` or ``"auto"``.
-        valid: ``(M,)`` mask of rows that count, or None when all do.
+        valid: mask of the elements that count, shaped like ``scores`` or ``(M,)`` for whole rows, or None when all
+            do.
         dim: None for sigmoid, the class dimension for softmax.
 
     ``"auto"`` follows torchmetrics: the batch is normalized when any counted value lies outside [0, 1].
@@ -35,13 +122,10 @@ def normalize_scores(scores: Tensor, normalization: str | None, valid: Tensor | 
     """
     if normalization is None:
         return scores
-    squash = scores.sigmoid() if dim is None else scores.softmax(dim)
+    squashed = scores.sigmoid() if dim is None else scores.softmax(dim)
     if normalization != "auto":
-        return squash
-    outside = (scores < 0) | (scores > 1)
-    if valid is not None:
-        outside &= valid if dim is None else valid.unsqueeze(1)
-    return torch.where(outside.any(), squash, scores)
+        return squashed
+    return torch.where(outside_unit_interval(scores, valid), squashed, scores)
 
 
 def per_element_weights(sample_weight: Tensor | None, target_shape: torch.Size) -> Tensor | None:

@@ -7,11 +7,15 @@ from torch import Tensor
 
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._common import (
+    STAT_DTYPE,
     as_scores,
+    chunk_rows,
     hinge_compute,
     hinge_transform,
-    normalize_scores,
+    outside_unit_interval,
     per_element_weights,
+    row_sums,
+    squash,
     weighted_sums,
 )
 
@@ -56,13 +60,8 @@ def _multiclass_hinge_check_tensors(
         C.check_weight_shape(sample_weight, _class_target_shape(preds, target))
     C.check_same_device(preds=preds, target=target, sample_weight=sample_weight)
     if validate_args:
-        C.check_finite("preds", preds)
-        if _is_one_hot(preds, target):
-            _check_one_hot_values(target)
-        else:
-            C.check_class_target_values(target, num_classes, ignore_index, "class")
-        if sample_weight is not None:
-            C.check_weight_values(sample_weight)
+        explain = _check_one_hot_values if _is_one_hot(preds, target) else None
+        C.check_class_values(preds, target, sample_weight, num_classes, ignore_index, explain)
 
 
 def _check_one_hot_values(target: Tensor) -> None:
@@ -94,7 +93,8 @@ def _multiclass_hinge_update(
 ) -> tuple[Tensor, Tensor]:
     """Summed statistics of one batch: ``(sum of w * loss, sum of w)`` in float64.
 
-    The loss sum is a scalar, or ``(C,)`` for one-vs-all; the weight total is a scalar.
+    The loss sum is a scalar, or ``(C,)`` for one-vs-all; the weight total is a scalar. The rows are reduced in
+    chunks (see :func:`~hingemetrics.functional._common.chunk_rows`) and nothing is read back to the host.
     """
     if preds.dim() == 1:  # a single sample: (C,) scores and a 0-d target
         preds, target = preds.unsqueeze(0), target.unsqueeze(0)
@@ -105,22 +105,67 @@ def _multiclass_hinge_update(
     labels = (target.argmax(1) if one_hot else target).reshape(-1).long()
     scores = as_scores(preds).movedim(1, -1).reshape(-1, num_classes)
     valid = None if ignore_index is None or one_hot else labels != ignore_index
-    if valid is not None:
-        labels = torch.where(valid, labels, 0)  # any in-range class will do: these rows get weight 0
-    scores = normalize_scores(scores, normalization, valid, dim=1)
     weight = per_element_weights(sample_weight, index_shape)
-    column = labels.unsqueeze(1)
-    if multiclass_mode == "one-vs-all":
-        is_true = column == torch.arange(num_classes, device=labels.device)
-        loss = hinge_transform(margin - torch.where(is_true, scores, -scores), squared)
-    elif multiclass_mode == "crammer-singer":
-        true_score = scores.gather(1, column).squeeze(1)
-        rival = scores.scatter(1, column, float("-inf")).amax(1)
-        loss = hinge_transform(margin - true_score + rival, squared)
-    else:  # weston-watkins
-        pairs = hinge_transform(margin - scores.gather(1, column) + scores, squared)
-        loss = pairs.scatter(1, column, 0.0).sum(1) / num_classes
-    return weighted_sums(loss, valid, weight)
+    outside = outside_unit_interval(scores, valid) if normalization == "auto" else None
+    device = scores.device
+    loss_sum = torch.zeros((num_classes,) if multiclass_mode == "one-vs-all" else (), dtype=STAT_DTYPE, device=device)
+    weight_sum = torch.zeros((), dtype=STAT_DTYPE, device=device)
+    for rows in chunk_rows(scores.shape[0], num_classes, device):
+        chunk_valid = None if valid is None else valid[rows]
+        column = labels[rows]
+        if chunk_valid is not None:
+            column = torch.where(chunk_valid, column, 0)  # any in-range class will do: these rows get weight 0
+        column = column.unsqueeze(1)
+        if multiclass_mode == "crammer-singer":
+            loss = _crammer_singer(scores[rows], column, margin, squared, normalization, outside)
+        elif multiclass_mode == "one-vs-all":
+            loss = _one_vs_all(squash(scores[rows], normalization, outside, dim=1), column, margin, squared)
+        else:
+            loss = _weston_watkins(squash(scores[rows], normalization, outside, dim=1), column, margin, squared)
+        chunk_loss, chunk_weight = weighted_sums(loss, chunk_valid, None if weight is None else weight[rows])
+        if multiclass_mode == "weston-watkins":  # the (B, C) terms were summed per class: add the classes up
+            chunk_loss = chunk_loss.sum() / num_classes
+        loss_sum = loss_sum + chunk_loss
+        weight_sum = weight_sum + chunk_weight
+    return loss_sum, weight_sum
+
+
+def _crammer_singer(
+    scores: Tensor, column: Tensor, margin: float, squared: bool, normalization: str | None, outside: Tensor | None
+) -> Tensor:
+    """``(B,)`` losses ``max(0, m - s_y + max_{j != y} s_j)^p`` of a chunk of ``(B, C)`` raw scores.
+
+    Softmax keeps the order of a row's scores, so only the two scores in the formula are normalized:
+    ``softmax(s)_j = exp(s_j - logsumexp(s))``; the ``(B, C)`` softmax is never formed.
+    """
+    true_score = scores.gather(1, column).squeeze(1)
+    rival = scores.scatter(1, column, float("-inf")).amax(1)
+    if normalization is not None:
+        top = torch.maximum(true_score, rival)
+        log_total = top + row_sums((scores - top.unsqueeze(1)).exp()).log()
+        soft_true, soft_rival = (true_score - log_total).exp(), (rival - log_total).exp()
+        if normalization == "auto":
+            assert outside is not None, "normalization='auto' needs the batch's decision"
+            soft_true, soft_rival = torch.where(outside, soft_true, true_score), torch.where(outside, soft_rival, rival)
+        true_score, rival = soft_true, soft_rival
+    return hinge_transform(margin - true_score + rival, squared)
+
+
+def _one_vs_all(scores: Tensor, column: Tensor, margin: float, squared: bool) -> Tensor:
+    """``(B, C)`` losses ``max(0, m - y_c s_c)^p`` of a chunk of normalized scores, ``y_c = +1`` at the class."""
+    loss = hinge_transform(margin + scores, squared)  # every class as a negative ...
+    positive = hinge_transform(margin - scores.gather(1, column), squared)
+    return loss.scatter(1, column, positive)  # ... then the true class as the positive
+
+
+def _weston_watkins(scores: Tensor, column: Tensor, margin: float, squared: bool) -> Tensor:
+    """``(B, C)`` terms ``max(0, m - s_y + s_j)^p``, 0 at ``j = y``; a sample's loss is its row sum over C.
+
+    The rows are not summed here: the terms go to the float64 sums as they are, so that no float32 sum over the
+    classes makes the result depend on the order of the classes.
+    """
+    pairs = hinge_transform(margin - scores.gather(1, column) + scores, squared)
+    return pairs.scatter(1, column, 0.0)
 
 
 def multiclass_hinge_loss(
