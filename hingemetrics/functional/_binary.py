@@ -8,8 +8,10 @@ from torch import Tensor
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._common import (
     STAT_DTYPE,
+    add_up,
     as_scores,
     chunk_rows,
+    column_sums,
     hinge_compute,
     hinge_transform,
     outside_unit_interval,
@@ -96,21 +98,25 @@ def binary_hinge_sums(
     if labels.dtype == torch.bool:
         labels = labels.view(torch.uint8)  # the same bytes, as numbers
     margin_tensor = torch.full((), margin, dtype=scores.dtype, device=device)
-    shape = scores.shape[1:]
-    loss_sum = torch.zeros(shape, dtype=STAT_DTYPE, device=device)
-    weight_sum = torch.zeros(shape if valid is not None or weight is not None else (), dtype=STAT_DTYPE, device=device)
+    loss_sums, weight_sums = [], []
     for rows in chunk_rows(scores.shape[0], scores[:1].numel(), device):
         chunk = squash(scores[rows], normalization, outside, dim=None)
         # y in {-1, +1}: +1 for a label 1 (or True), -1 for 0 and -1. Arithmetic, not a select on the label,
         # because a select branches on every element and random labels defeat the branch predictor.
         sign = torch.sign(labels[rows] - 0.5)
         loss = hinge_transform(torch.addcmul(margin_tensor, sign, chunk, value=-1), squared)
-        chunk_loss, chunk_weight = weighted_sums(
-            loss, None if valid is None else valid[rows], None if weight is None else weight[rows]
-        )
-        loss_sum = loss_sum + chunk_loss
-        weight_sum = weight_sum + chunk_weight
-    return loss_sum, weight_sum
+        if valid is None and weight is None:
+            loss_sums.append(column_sums(loss))
+        else:
+            chunk_loss, chunk_weight = weighted_sums(
+                loss, None if valid is None else valid[rows], None if weight is None else weight[rows]
+            )
+            loss_sums.append(chunk_loss)
+            weight_sums.append(chunk_weight)
+    loss_sum = add_up(loss_sums, scores.shape[1:], device)
+    if valid is None and weight is None:
+        return loss_sum, torch.full((), scores.shape[0], dtype=STAT_DTYPE, device=device)
+    return loss_sum, add_up(weight_sums, scores.shape[1:], device)
 
 
 def binary_hinge_loss(

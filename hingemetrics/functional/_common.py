@@ -11,6 +11,8 @@ reused by the allocator instead of being mapped afresh for every operation.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import Tensor
 
@@ -18,10 +20,10 @@ __all__: list[str] = []
 
 STAT_DTYPE = torch.float64
 
-#: Elements of one chunk on the CPU (1 MiB of float32): small enough to stay in the L2 cache.
-CPU_CHUNK_ELEMENTS = 1 << 18
+#: Elements of one chunk on the CPU (512 KiB of float32): the temporaries of element-wise work stay in cache.
+CPU_CHUNK_ELEMENTS = 1 << 17
 #: Elements of one chunk on an accelerator, where chunks only bound the memory and each launch has a cost.
-DEVICE_CHUNK_ELEMENTS = 1 << 24
+DEVICE_CHUNK_ELEMENTS = 1 << 22
 
 
 def as_scores(preds: Tensor) -> Tensor:
@@ -31,8 +33,15 @@ def as_scores(preds: Tensor) -> Tensor:
     return preds
 
 
-def chunk_rows(num_rows: int, row_size: int, device: torch.device) -> list[slice]:
+def chunk_rows(num_rows: int, row_size: int, device: torch.device, cpu_scale: int = 1) -> list[slice]:
     """Split ``num_rows`` rows of ``row_size`` elements into slices of about one chunk each.
+
+    Args:
+        num_rows: the rows to split (the first dimension).
+        row_size: elements per row.
+        device: where the work runs; chunks are larger on accelerators.
+        cpu_scale: chunks this many times larger on the CPU. Work that reduces or indexes along the rows wants
+            more rows per chunk, because torch spreads such work over its threads only from some 32k rows on.
 
     Under ``torch.compile`` the whole batch is one chunk: the compiler fuses the arithmetic itself. An empty batch
     has no chunk at all.
@@ -40,9 +49,18 @@ def chunk_rows(num_rows: int, row_size: int, device: torch.device) -> list[slice
     if torch.compiler.is_compiling():
         step = max(num_rows, 1)
     else:
-        budget = CPU_CHUNK_ELEMENTS if device.type == "cpu" else DEVICE_CHUNK_ELEMENTS
+        budget = CPU_CHUNK_ELEMENTS * cpu_scale if device.type == "cpu" else DEVICE_CHUNK_ELEMENTS
         step = max(1, budget // max(row_size, 1))
     return [slice(start, start + step) for start in range(0, num_rows, step)]
+
+
+def add_up(parts: list[Tensor], shape: torch.Size, device: torch.device) -> Tensor:
+    """The sum of the per-chunk ``parts`` (all of one shape, or broadcastable to ``shape``); zeros without any."""
+    if not parts:
+        return torch.zeros(shape, dtype=STAT_DTYPE, device=device)
+    if len(parts) == 1:
+        return parts[0]
+    return torch.stack(torch.broadcast_tensors(*parts)).sum(0)
 
 
 def outside_unit_interval(scores: Tensor, valid: Tensor | None) -> Tensor:
@@ -56,19 +74,20 @@ def outside_unit_interval(scores: Tensor, valid: Tensor | None) -> Tensor:
     Without a mask this is one pass (``aminmax``) with no temporary; with one, the ignored elements are replaced by
     0.5 one chunk at a time.
     """
-    inside = torch.ones((), dtype=torch.bool, device=scores.device)
+    parts: Iterable[Tensor]
     if valid is None:
         parts = [scores] if scores.numel() else []
     else:
         valid = valid.reshape(valid.shape + (1,) * (scores.dim() - valid.dim()))
-        row_size = scores[:1].numel()
-        parts = [
-            torch.where(valid[rows], scores[rows], 0.5) for rows in chunk_rows(scores.shape[0], row_size, scores.device)
-        ]
+        slices = chunk_rows(scores.shape[0], scores[:1].numel(), scores.device)
+        parts = (torch.where(valid[rows], scores[rows], 0.5) for rows in slices)  # one chunk at a time
+    inside = []
     for part in parts:
         low, high = torch.aminmax(part)
-        inside = inside & (low >= 0) & (high <= 1)  # False for NaN, which torchmetrics also squashes
-    return ~inside
+        inside.append((low >= 0) & (high <= 1))  # False for NaN, which torchmetrics also squashes
+    if not inside:
+        return torch.zeros((), dtype=torch.bool, device=scores.device)
+    return ~(inside[0] if len(inside) == 1 else torch.stack(inside).all())
 
 
 def squash(scores: Tensor, normalization: str | None, outside: Tensor | None, dim: int | None) -> Tensor:
@@ -159,12 +178,23 @@ def weighted_sums(loss: Tensor, valid: Tensor | None, weight: Tensor | None) -> 
         loss = torch.where(valid, loss, 0.0)
         weight = valid.to(loss.dtype) if weight is None else torch.where(valid, weight.to(loss.dtype), 0.0)
     if weight is None:
-        loss_sum = loss.sum(0, dtype=STAT_DTYPE)
-        return loss_sum, torch.full((), loss.shape[0], dtype=STAT_DTYPE, device=loss.device)
-    weight_sum = weight.sum(0, dtype=STAT_DTYPE)
-    if weight.dim() == loss.dim() and weight.shape[-1] == 1 and loss.dim() > 1:
-        weight_sum = weight_sum.squeeze(-1)
-    return (loss * weight).sum(0, dtype=STAT_DTYPE), weight_sum
+        return column_sums(loss), torch.full((), loss.shape[0], dtype=STAT_DTYPE, device=loss.device)
+    if loss.dim() > 1 and weight.shape[-1] == 1:  # one weight per row, the same for every column
+        row_weight = weight.squeeze(-1)
+        return column_sums(loss, row_weight), row_weight.sum(dtype=STAT_DTYPE)
+    return column_sums(loss * weight), column_sums(weight)
+
+
+def column_sums(values: Tensor, row_weight: Tensor | None = None) -> Tensor:
+    """Sum ``(M,)`` or ``(M, K)`` values over dimension 0 in float64, each row weighted by ``row_weight`` if given.
+
+    For ``(M, K)`` this is a float64 matrix-vector product: faster than a reduction over the rows, for any K.
+    """
+    if values.dim() == 1:
+        return (values if row_weight is None else values * row_weight).sum(dtype=STAT_DTYPE)
+    if row_weight is None:
+        row_weight = torch.ones(values.shape[0], dtype=STAT_DTYPE, device=values.device)
+    return row_weight.to(STAT_DTYPE) @ values.to(STAT_DTYPE)
 
 
 def hinge_compute(loss_sum: Tensor, weight_sum: Tensor) -> Tensor:

@@ -8,8 +8,10 @@ from torch import Tensor
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._common import (
     STAT_DTYPE,
+    add_up,
     as_scores,
     chunk_rows,
+    column_sums,
     hinge_compute,
     hinge_transform,
     outside_unit_interval,
@@ -108,9 +110,8 @@ def _multiclass_hinge_update(
     weight = per_element_weights(sample_weight, index_shape)
     outside = outside_unit_interval(scores, valid) if normalization == "auto" else None
     device = scores.device
-    loss_sum = torch.zeros((num_classes,) if multiclass_mode == "one-vs-all" else (), dtype=STAT_DTYPE, device=device)
-    weight_sum = torch.zeros((), dtype=STAT_DTYPE, device=device)
-    for rows in chunk_rows(scores.shape[0], num_classes, device):
+    loss_sums, weight_sums = [], []
+    for rows in chunk_rows(scores.shape[0], num_classes, device, cpu_scale=4):
         chunk_valid = None if valid is None else valid[rows]
         column = labels[rows]
         if chunk_valid is not None:
@@ -122,12 +123,18 @@ def _multiclass_hinge_update(
             loss = _one_vs_all(squash(scores[rows], normalization, outside, dim=1), column, margin, squared)
         else:
             loss = _weston_watkins(squash(scores[rows], normalization, outside, dim=1), column, margin, squared)
+        if valid is None and weight is None:
+            loss_sums.append(column_sums(loss))
+            continue
         chunk_loss, chunk_weight = weighted_sums(loss, chunk_valid, None if weight is None else weight[rows])
-        if multiclass_mode == "weston-watkins":  # the (B, C) terms were summed per class: add the classes up
-            chunk_loss = chunk_loss.sum() / num_classes
-        loss_sum = loss_sum + chunk_loss
-        weight_sum = weight_sum + chunk_weight
-    return loss_sum, weight_sum
+        loss_sums.append(chunk_loss)
+        weight_sums.append(chunk_weight)
+    loss_sum = add_up(loss_sums, torch.Size((num_classes,) if multiclass_mode == "one-vs-all" else ()), device)
+    if multiclass_mode == "weston-watkins":
+        loss_sum = loss_sum / num_classes
+    if valid is None and weight is None:
+        return loss_sum, torch.full((), scores.shape[0], dtype=STAT_DTYPE, device=device)
+    return loss_sum, add_up(weight_sums, torch.Size(()), device)
 
 
 def _crammer_singer(
@@ -155,17 +162,22 @@ def _one_vs_all(scores: Tensor, column: Tensor, margin: float, squared: bool) ->
     """``(B, C)`` losses ``max(0, m - y_c s_c)^p`` of a chunk of normalized scores, ``y_c = +1`` at the class."""
     loss = hinge_transform(margin + scores, squared)  # every class as a negative ...
     positive = hinge_transform(margin - scores.gather(1, column), squared)
-    return loss.scatter(1, column, positive)  # ... then the true class as the positive
+    return loss.scatter_(1, column, positive)  # ... then the true class as the positive (a fresh tensor: in place)
 
 
 def _weston_watkins(scores: Tensor, column: Tensor, margin: float, squared: bool) -> Tensor:
-    """``(B, C)`` terms ``max(0, m - s_y + s_j)^p``, 0 at ``j = y``; a sample's loss is its row sum over C.
+    """``(B,)`` float64 row totals ``sum_{j != y} max(0, m - s_y + s_j)^p`` of a chunk of normalized scores.
 
-    The rows are not summed here: the terms go to the float64 sums as they are, so that no float32 sum over the
-    classes makes the result depend on the order of the classes.
+    Every class is summed, the true one included, and the true class's own term is then taken off: it is computed
+    by the same float operations on the same numbers, so it is the very value that was added. This spares the
+    per-row write that would zero it in place, which is slow for a handful of classes. The sums are float64, so
+    the result does not depend on the order of the classes.
     """
-    pairs = hinge_transform(margin - scores.gather(1, column) + scores, squared)
-    return pairs.scatter(1, column, 0.0)
+    true_score = scores.gather(1, column)
+    gap = margin - true_score
+    pairs = hinge_transform(gap + scores, squared)
+    own = hinge_transform(gap + true_score, squared).squeeze(1)
+    return row_sums(pairs.to(STAT_DTYPE)) - own.to(STAT_DTYPE)
 
 
 def multiclass_hinge_loss(

@@ -1,0 +1,115 @@
+"""``python -m hingemetrics.benchmark`` runs end to end on small sizes and reports what it says it measures.
+
+Nothing here asserts a timing: timings belong to the machine. The tests check the cases, that each baseline
+computes the same numbers as hingemetrics, the derived figures, the memory probe, and the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hingemetrics.benchmark import update as bench
+
+
+@pytest.fixture(autouse=True)
+def _keep_thread_count():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_quick_json_run_covers_every_case_validated_and_not(capsys):
+    assert bench.main(["--quick", "--json", "--repeats", "1", "--warmup", "0"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = report["rows"]
+    names = [case.name for case in bench.cases()]
+    assert sorted((row["case"], row["validate_args"]) for row in rows) == sorted(
+        (name, validate) for name in names for validate in (True, False)
+    )
+    assert report["machine"]["threads"] == 2
+    assert report["settings"] == {"device": "cpu", "quick": True, "repeats": 1, "warmup": 0}
+    for row in rows:
+        assert row["agree"] is True, row["case"]
+        for task in bench.TASKS:
+            assert row["ours_ms"][task] > 0 and row["theirs_ms"][task] > 0
+            assert row["speedup"][task] == pytest.approx(row["theirs_ms"][task] / row["ours_ms"][task])
+        assert row["update_over_floor"] == pytest.approx(row["ours_ms"]["update"] / row["floor_ms"])
+        assert row["goal"] == (5.0 if row["validate_args"] else 3.0)
+        assert row["goal_met"] == (row["speedup"]["update"] >= row["goal"])
+        assert row["ours_peak_bytes"] >= 0 and row["theirs_peak_bytes"] >= 0
+
+
+def test_every_baseline_computes_what_hingemetrics_computes():
+    gen = torch.Generator().manual_seed(3)
+    for case in bench.cases():
+        preds, target = case.draw(gen, 40)
+        ours, theirs = case.ours(True), case.theirs(True)
+        for half in (slice(0, 25), slice(25, None)):
+            ours.update(preds[half], target[half])
+            theirs.update(preds[half], target[half])
+        torch.testing.assert_close(ours.compute().double(), theirs.compute().double(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_table_names_every_case_and_the_goals(capsys):
+    assert bench.main(["--quick", "--repeats", "1", "--warmup", "0", "--case", "binary, logits"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "CPU, 2 threads" in lines[0]
+    assert lines[1].split()[:2] == ["case", "baseline"]
+    assert sum(line.startswith("binary, logits") for line in lines) == 2
+    assert any(line.startswith("goals: update >= 5x with validation on, >= 3x off") for line in lines)
+
+
+def test_peak_temporary_bytes_sees_what_is_held_at_once():
+    def one_at_a_time():
+        for _ in range(3):
+            torch.ones(250_000)  # 1 MB, freed at once
+
+    def three_at_once():
+        held = [torch.ones(250_000) for _ in range(3)]
+        return held
+
+    single = bench.peak_temporary_bytes(one_at_a_time, torch.device("cpu"))
+    triple = bench.peak_temporary_bytes(three_at_once, torch.device("cpu"))
+    assert 1_000_000 <= single < 2_000_000
+    assert 3_000_000 <= triple < 4_000_000
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no GPU")
+def test_asking_for_cuda_without_one_says_so_and_fails(capsys):
+    assert bench.main(["--device", "cuda", "--quick"]) == 2
+    assert "CUDA is not available on this machine" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_quick_cuda_run(capsys):
+    assert bench.main(["--device", "cuda", "--quick", "--json", "--repeats", "1", "--case", "binary"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert rows and all(row["agree"] for row in rows)
+
+
+def test_a_device_that_is_neither_is_an_argument_error():
+    with pytest.raises(SystemExit) as info:
+        bench.main(["--device", "tpu"])
+    assert info.value.code == 2
+
+
+def test_sync_hands_the_other_arguments_to_the_sync_benchmark(monkeypatch):
+    from hingemetrics.benchmark import sync
+
+    seen = []
+    monkeypatch.setattr(sync, "main", lambda argv: seen.append(argv) or 0)
+    assert bench.main(["--sync", "--json", "--repeats", "3"]) == 0
+    assert seen == [["--json", "--repeats", "3"]]
+
+
+def test_python_dash_m_runs_the_benchmark():
+    result = subprocess.run(
+        [sys.executable, "-m", "hingemetrics.benchmark", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--sync" in result.stdout and "--quick" in result.stdout

@@ -1,0 +1,228 @@
+"""``update`` without validation reads nothing back to the host, and the kernels compile as one graph.
+
+* Meta tensors carry shapes and dtypes but no data: an update that runs on them cannot have read a value, taken a
+  data-dependent shape or branched in Python on the data. Every metric runs its ``validate_args=False`` update on
+  them; the same update with validation on must fail there, which shows the test can tell the difference.
+* With CUDA, ``torch.cuda.set_sync_debug_mode("error")`` turns any synchronisation into an error (skipped here
+  without a GPU).
+* COMPILE TESTS (slowest in this file, a few seconds each): each kernel goes through
+  ``torch.compile(fullgraph=True)``, which fails on any graph break, with the ``aot_eager`` backend (Dynamo and
+  AOTAutograd trace the whole graph; no C++ is compiled, which would take minutes on a small CPU), on a few small
+  inputs, and must give the eager result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import pytest
+import torch
+from torchmetrics import Metric
+
+import hingemetrics as hm
+from hingemetrics.functional._binary import _binary_hinge_update
+from hingemetrics.functional._multiclass import _multiclass_hinge_update
+from hingemetrics.functional._multilabel import _multilabel_hinge_update
+
+Batch = dict[str, torch.Tensor]
+
+
+def _binary_batch(gen: torch.Generator, n: int = 12) -> Batch:
+    target = torch.randint(0, 2, (n, 3), generator=gen)
+    target[0, 0] = -100
+    return {
+        "preds": torch.randn(n, 3, generator=gen) * 2,
+        "target": target,
+        "sample_weight": torch.rand(n, generator=gen),
+    }
+
+
+def _multiclass_batch(gen: torch.Generator, n: int = 12, c: int = 5) -> Batch:
+    target = torch.randint(0, c, (n,), generator=gen)
+    target[1] = -100
+    return {
+        "preds": torch.randn(n, c, generator=gen) * 2,
+        "target": target,
+        "sample_weight": torch.rand(n, generator=gen),
+    }
+
+
+def _one_hot_batch(gen: torch.Generator, n: int = 12, c: int = 5) -> Batch:
+    batch = _multiclass_batch(gen, n, c)
+    batch["target"] = torch.nn.functional.one_hot(batch["target"].clamp_min(0), c)
+    return batch
+
+
+def _multilabel_batch(gen: torch.Generator, n: int = 12, labels: int = 4) -> Batch:
+    target = torch.randint(0, 2, (n, labels), generator=gen)
+    target[2, 1] = -100
+    return {"preds": torch.rand(n, labels, generator=gen), "target": target}
+
+
+def _embedding_batch(gen: torch.Generator, n: int = 12) -> Batch:
+    return {"preds": torch.rand(n, generator=gen) * 2, "target": torch.randint(0, 2, (n,), generator=gen) * 2 - 1}
+
+
+# (name, metric factory taking validate_args, batch factory)
+METRICS: list[tuple[str, Callable[[bool], Metric], Callable[[torch.Generator], Batch]]] = [
+    ("binary-auto", lambda v: hm.BinaryHingeLoss(validate_args=v, normalization="auto"), _binary_batch),
+    (
+        "binary-auto-ignore",
+        lambda v: hm.BinaryHingeLoss(True, -100, v, normalization="auto"),
+        _binary_batch,
+    ),
+    ("binary-raw", lambda v: hm.BinaryHingeLoss(validate_args=v, ignore_index=-100), _binary_batch),
+    (
+        "binary-sigmoid",
+        lambda v: hm.BinaryHingeLoss(validate_args=v, normalization="sigmoid", ignore_index=-100),
+        _binary_batch,
+    ),
+]
+for _mode in ("crammer-singer", "one-vs-all", "weston-watkins"):
+    for _norm in (None, "auto", "softmax"):
+        METRICS.append(
+            (
+                f"multiclass-{_mode}-{_norm}",
+                partial(
+                    lambda v, mode, norm: hm.MulticlassHingeLoss(
+                        5, multiclass_mode=mode, ignore_index=-100, validate_args=v, normalization=norm
+                    ),
+                    mode=_mode,
+                    norm=_norm,
+                ),
+                _multiclass_batch,
+            )
+        )
+    METRICS.append(
+        (
+            f"multiclass-{_mode}-one-hot-auto",
+            partial(
+                lambda v, mode: hm.MulticlassHingeLoss(5, multiclass_mode=mode, validate_args=v, normalization="auto"),
+                mode=_mode,
+            ),
+            _one_hot_batch,
+        )
+    )
+METRICS += [
+    (
+        "multilabel-auto-ignore",
+        lambda v: hm.MultilabelHingeLoss(4, ignore_index=-100, validate_args=v, normalization="auto"),
+        _multilabel_batch,
+    ),
+    ("embedding", lambda v: hm.HingeEmbeddingLoss(validate_args=v), _embedding_batch),
+]
+IDS = [name for name, _, _ in METRICS]
+
+
+def _on(batch: Batch, device: str | torch.device) -> Batch:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@pytest.mark.parametrize(("name", "make", "draw"), METRICS, ids=IDS)
+def test_update_without_validation_runs_on_data_free_meta_tensors(name, make, draw):
+    metric = make(False).to("meta")
+    batch = _on(draw(torch.Generator().manual_seed(0)), "meta")
+    metric.update(**batch)
+    metric.update(**batch)
+    for state in metric._defaults:
+        assert getattr(metric, state).device.type == "meta"
+
+
+@pytest.mark.parametrize(("name", "make", "draw"), METRICS, ids=IDS)
+def test_update_with_validation_reads_values_so_it_cannot_run_on_meta(name, make, draw):
+    metric = make(True).to("meta")
+    with pytest.raises((NotImplementedError, RuntimeError)):
+        metric.update(**_on(draw(torch.Generator().manual_seed(0)), "meta"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the sync debug mode exists only there")
+@pytest.mark.parametrize(("name", "make", "draw"), METRICS, ids=IDS)
+def test_update_without_validation_never_synchronises_cuda(name, make, draw):
+    metric = make(False).to("cuda")
+    batch = _on(draw(torch.Generator().manual_seed(0)), "cuda")
+    metric.update(**batch)  # the first call may set things up (allocator, kernels)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        metric.update(**batch)
+        metric.update(**batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    reference = make(True).to("cuda")
+    reference.update(**batch)
+    reference.update(**batch)
+    reference.update(**batch)
+    torch.testing.assert_close(metric.compute(), reference.compute())
+
+
+# ----------------------------------------------------------------------------------------- compile tests (slow)
+def _binary_kernel(preds, target, sample_weight):
+    return _binary_hinge_update(
+        preds,
+        target,
+        margin=0.8,
+        squared=False,
+        ignore_index=-100,
+        normalization="auto",
+        sample_weight=sample_weight,
+    )
+
+
+def _multiclass_kernel(mode: str, normalization: str | None) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    def kernel(preds, target, sample_weight):
+        return _multiclass_hinge_update(
+            preds,
+            target,
+            num_classes=5,
+            margin=1.0,
+            squared=True,
+            multiclass_mode=mode,
+            ignore_index=-100,
+            normalization=normalization,
+            sample_weight=sample_weight,
+        )
+
+    return kernel
+
+
+def _multilabel_kernel(preds, target):
+    return _multilabel_hinge_update(
+        preds,
+        target,
+        num_labels=4,
+        margin=1.0,
+        squared=False,
+        ignore_index=-100,
+        normalization="auto",
+        sample_weight=None,
+    )
+
+
+COMPILED = [
+    ("binary-auto-ignore-weighted", _binary_kernel, _binary_batch),
+    ("multiclass-crammer-singer-auto", _multiclass_kernel("crammer-singer", "auto"), _multiclass_batch),
+    ("multiclass-one-vs-all-softmax", _multiclass_kernel("one-vs-all", "softmax"), _multiclass_batch),
+    ("multiclass-weston-watkins-raw", _multiclass_kernel("weston-watkins", None), _multiclass_batch),
+    ("multilabel-auto-ignore", _multilabel_kernel, _multilabel_batch),
+]
+
+
+@pytest.mark.parametrize(("name", "kernel", "draw"), COMPILED, ids=[c[0] for c in COMPILED])
+def test_the_kernel_compiles_as_one_graph_and_matches_eager(name, kernel, draw):
+    torch._dynamo.reset()
+    compiled = torch.compile(kernel, fullgraph=True, backend="aot_eager", dynamic=False)
+    for seed, scale in ((0, 1.0), (1, 0.1)):  # logits, then values inside [0, 1]: both sides of "auto"
+        batch = draw(torch.Generator().manual_seed(seed))
+        batch["preds"] = batch["preds"] * scale if scale == 1.0 else batch["preds"].sigmoid()
+        eager, traced = kernel(**batch), compiled(**batch)
+        for ours, expected in zip(traced, eager, strict=True):
+            torch.testing.assert_close(ours, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_the_compile_check_fails_on_data_dependent_branching():
+    def branches(x):
+        return x * 2 if x.sum() > 0 else x
+
+    with pytest.raises(torch._dynamo.exc.Unsupported):
+        torch.compile(branches, fullgraph=True, backend="aot_eager")(torch.ones(3))

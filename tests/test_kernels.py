@@ -1,0 +1,269 @@
+"""The fast update path: chunking, the batch-wide "auto" decision, the softmax shortcut, the fused value checks.
+
+Each test compares the fast path with something computed another way: the same update in one chunk, the plain
+references, float64 arithmetic written out here, or the element-by-element checks that the fused ones replace.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import hingemetrics as hm
+from hingemetrics.benchmark.update import peak_temporary_bytes
+from hingemetrics.functional import _checks as C
+from hingemetrics.functional import _common, binary_hinge_loss, multiclass_hinge_loss, multilabel_hinge_loss
+from hingemetrics.functional._common import chunk_rows, outside_unit_interval
+from tests import reference as ref
+from tests.cases import CASES, cat_batches
+
+TINY_CHUNK = 16  # elements: a batch of a few dozen rows spans several chunks
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    monkeypatch.setattr(_common, "CPU_CHUNK_ELEMENTS", TINY_CHUNK)
+
+
+def _batches(case, sizes=(37, 1, 50), seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [case.draw(gen, n) for n in sizes]
+
+
+def _result(case, batches):
+    metric = case.make()
+    for batch in batches:
+        metric.update(**batch)
+    return metric.compute().numpy()
+
+
+# --------------------------------------------------------------------------------------------------- chunking
+def test_chunks_cover_the_rows_once_in_order():
+    slices = chunk_rows(10, 3, torch.device("cpu"))
+    covered = [i for s in slices for i in range(10)[s]]
+    assert covered == list(range(10))
+    assert chunk_rows(0, 3, torch.device("cpu")) == []
+
+
+def test_the_tiny_chunks_do_split_the_test_batches(tiny_chunks):
+    assert len(chunk_rows(50, 4, torch.device("cpu"))) > 5
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_many_chunks_give_the_reference_value(case, tiny_chunks):
+    batches = _batches(case)
+    np.testing.assert_allclose(_result(case, batches), case.oracle(cat_batches(batches)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_many_chunks_and_one_chunk_differ_only_by_float64_rounding(case, monkeypatch):
+    batches = _batches(case, sizes=(64,))
+    one_chunk = _result(case, batches)
+    monkeypatch.setattr(_common, "CPU_CHUNK_ELEMENTS", TINY_CHUNK)
+    np.testing.assert_allclose(_result(case, batches), one_chunk, rtol=1e-12, atol=1e-15)
+
+
+def test_auto_decides_once_for_the_whole_batch_not_per_chunk(tiny_chunks):
+    # every chunk but the last holds probabilities; one logit at the very end makes torchmetrics squash all
+    gen = torch.Generator().manual_seed(0)
+    preds, target = torch.rand(200, generator=gen), torch.randint(0, 2, (200,), generator=gen)
+    preds[-1] = 3.0
+    auto = binary_hinge_loss(preds, target, normalization="auto")
+    expected = ref.binary_hinge(preds.double().sigmoid().numpy(), target.numpy())
+    assert auto.item() == pytest.approx(expected, rel=1e-6)
+
+    scores = torch.rand(60, 4, generator=gen)
+    labels = torch.randint(0, 4, (60,), generator=gen)
+    scores[-1, 0] = -2.0
+    for mode in ("crammer-singer", "one-vs-all", "weston-watkins"):
+        expected = ref.multiclass_hinge(scores.double().softmax(1).numpy(), labels.numpy(), mode=mode)
+        ours = multiclass_hinge_loss(scores, labels, 4, multiclass_mode=mode, normalization="auto")
+        np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("values", "valid", "expected"),
+    [
+        ([0.0, 1.0, 0.5], None, False),
+        ([0.0, 1.0, 1.5], None, True),
+        ([-0.1, 0.5], None, True),
+        ([0.2, math.nan], None, True),  # NaN is not in [0, 1], as for torchmetrics
+        ([0.2, 7.0], [True, False], False),  # the only value outside is not counted
+        ([0.2, 7.0], [False, True], True),
+        ([], None, False),
+    ],
+)
+def test_outside_unit_interval(values, valid, expected, tiny_chunks):
+    scores = torch.tensor(values)
+    mask = None if valid is None else torch.tensor(valid)
+    assert bool(outside_unit_interval(scores, mask)) is expected
+    if valid is not None:  # whole rows masked at once
+        rows = scores.reshape(-1, 1).expand(-1, 3)
+        assert bool(outside_unit_interval(rows, mask)) is expected
+
+
+# --------------------------------------------------------------------------------------- softmax, done sparingly
+def _softmax_reference(scores, target, mode, margin=1.0, squared=False):
+    probs = scores.double().softmax(1).numpy()
+    return ref.multiclass_hinge(probs, target.numpy(), mode=mode, margin=margin, squared=squared)
+
+
+@pytest.mark.parametrize("mode", ["crammer-singer", "one-vs-all", "weston-watkins"])
+@pytest.mark.parametrize("num_classes", [3, 80])  # below and above the width where torch's own softmax is used
+def test_softmax_matches_float64_softmax_even_for_huge_logits(mode, num_classes, tiny_chunks):
+    gen = torch.Generator().manual_seed(1)
+    scores = torch.randn(40, num_classes, generator=gen) * 3
+    scores[:5] += 500.0  # exp would overflow without the shift by the row maximum
+    target = torch.randint(0, num_classes, (40,), generator=gen)
+    ours = multiclass_hinge_loss(scores, target, num_classes, True, mode, normalization="softmax")
+    assert torch.isfinite(ours).all()
+    np.testing.assert_allclose(ours.numpy(), _softmax_reference(scores, target, mode, squared=True), rtol=2e-5)
+
+
+@pytest.mark.parametrize("mode", ["crammer-singer", "one-vs-all", "weston-watkins"])
+@pytest.mark.parametrize("num_classes", [4, 70])
+def test_softmax_path_is_differentiable(mode, num_classes):
+    gen = torch.Generator().manual_seed(2)
+    preds = torch.randn(6, num_classes, generator=gen, dtype=torch.float64).requires_grad_(True)
+    target = torch.randint(0, num_classes, (6,), generator=gen)
+    # a margin of 2 keeps every term of the softmaxed hinge away from its kink at 0
+    assert torch.autograd.gradcheck(
+        lambda p: multiclass_hinge_loss(p, target, num_classes, False, mode, margin=2.0, normalization="softmax"),
+        (preds,),
+    )
+
+
+# ----------------------------------------------------------------------------------------- fused value checks
+def _message(call):
+    try:
+        call()
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+@pytest.mark.parametrize(
+    ("target", "ignore_index"),
+    [
+        ([1, 0, 1], None),
+        ([1, -1, -1], None),
+        ([1, 0, -1], None),
+        ([1, 0, -1], -1),
+        ([1, -1, 0], 0),
+        ([1, 2, 0], None),
+        ([1, 2, 0], 2),
+        ([-1, -2, 1], None),
+        ([0.0, 1.0, 0.5], None),
+        ([0.0, 1.0, math.nan], None),
+        ([0.0, 1.0, math.inf], None),
+        ([-1.0, 1.0, 1.0], None),
+        ([-1.0, 0.0, 1.0], None),
+        ([3, 3, 3], 3),
+    ],
+)
+def test_fused_binary_checks_agree_with_the_element_wise_ones(target, ignore_index):
+    labels = torch.tensor(target)
+    preds = torch.zeros(labels.shape)
+    fused = _message(lambda: C.check_binary_values(preds, labels, None, ignore_index))
+    element_wise = _message(lambda: C.check_binary_target_values(labels, ignore_index))
+    assert fused == element_wise
+
+
+@pytest.mark.parametrize(
+    ("target", "ignore_index"),
+    [
+        ([0, 3, 2], None),
+        ([0, 4, 2], None),
+        ([0, -1, 2], None),
+        ([0, -1, 2], -1),
+        ([0, 9, 2], 9),
+        ([0.0, 1.5, 2.0], None),
+        ([0.0, math.nan, 2.0], None),
+    ],
+)
+def test_fused_class_checks_agree_with_the_element_wise_ones(target, ignore_index):
+    labels = torch.tensor(target)
+    preds = torch.zeros(labels.shape[0], 4)
+    fused = _message(lambda: C.check_class_values(preds, labels, None, 4, ignore_index))
+    element_wise = _message(lambda: C.check_class_target_values(labels, 4, ignore_index, "class"))
+    assert fused == element_wise
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ([0.5, math.inf], "Expected `preds` to hold only finite values, but found inf."),
+        ([math.nan, 0.5], "Expected `preds` to hold only finite values, but found nan."),
+        ([0.5, 0.25], None),
+    ],
+)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_fused_finite_check_in_every_float_dtype(values, message, dtype):
+    preds = torch.tensor(values, dtype=dtype)
+    assert _message(lambda: C.check_binary_values(preds, torch.tensor([1, 0]), None, None)) == message
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ([1.0, -0.5], "Expected `sample_weight` to be non-negative, but found -0.5."),
+        ([1.0, math.nan], "Expected `sample_weight` to hold only finite values, but found nan."),
+        ([2, 0], None),
+    ],
+)
+def test_fused_weight_check(weights, message):
+    sample_weight = torch.tensor(weights)
+    preds, target = torch.zeros(2), torch.tensor([1, 0])
+    assert _message(lambda: C.check_binary_values(preds, target, sample_weight, None)) == message
+    assert _message(lambda: C.check_class_values(torch.zeros(2, 2), target, sample_weight, 2, None)) == message
+
+
+def test_one_hot_rows_are_checked_in_the_same_read():
+    preds = torch.zeros(3, 3)
+    good = torch.eye(3, dtype=torch.int64)
+    assert _message(lambda: multiclass_hinge_loss(preds, good, 3)) is None
+    for bad in (torch.tensor([[1, 0, 0], [0, 1, 1], [0, 0, 1]]), torch.tensor([[1, 0, 0], [0, 0, 0], [0, 0, 1]])):
+        assert "one-hot" in _message(lambda bad=bad: multiclass_hinge_loss(preds, bad, 3))
+
+
+# ---------------------------------------------------------------------------------------------- memory bound
+MEMORY_CASES = [
+    ("binary-auto", lambda: hm.BinaryHingeLoss(normalization="auto"), (1 << 20,), 2),
+    ("crammer-singer-auto", lambda: hm.MulticlassHingeLoss(10, normalization="auto"), (1 << 19, 10), 10),
+    (
+        "one-vs-all-auto",
+        lambda: hm.MulticlassHingeLoss(10, multiclass_mode="one-vs-all", normalization="auto"),
+        (1 << 19, 10),
+        10,
+    ),
+    (
+        "weston-watkins-raw",
+        lambda: hm.MulticlassHingeLoss(10, multiclass_mode="weston-watkins", validate_args=False),
+        (1 << 19, 10),
+        10,
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "shape", "classes"), MEMORY_CASES, ids=[m[0] for m in MEMORY_CASES])
+def test_temporary_memory_of_an_update_stays_below_twice_the_input(name, make, shape, classes):
+    gen = torch.Generator().manual_seed(0)
+    preds = torch.randn(shape, generator=gen)
+    target = torch.randint(0, classes, shape[:1], generator=gen)
+    metric = make()
+    metric.update(preds, target)
+    peak = peak_temporary_bytes(lambda: metric.update(preds, target), torch.device("cpu"))
+    input_bytes = preds.numel() * preds.element_size() + target.numel() * target.element_size()
+    assert peak is not None
+    assert 0 < peak <= 2 * input_bytes
+
+
+def test_multilabel_chunked_equals_reference(tiny_chunks):
+    gen = torch.Generator().manual_seed(5)
+    preds, target = torch.randn(30, 3, generator=gen), torch.randint(0, 2, (30, 3), generator=gen)
+    ours = multilabel_hinge_loss(preds, target, 3, average="none")
+    expected = [ref.binary_hinge(preds[:, j].double().numpy(), target[:, j].numpy()) for j in range(3)]
+    np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-6)
