@@ -101,7 +101,7 @@ class SumStateMetric(Metric):
     """
 
     is_differentiable = True
-    higher_is_better = False
+    higher_is_better: bool | None = False
     full_state_update = False
     plot_lower_bound: float | None = 0.0
     #: Names of the classes or labels of a vector result, used by :meth:`plot` when it is given no ``labels``.

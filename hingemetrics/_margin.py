@@ -122,7 +122,7 @@ class MarginDistribution(SumStateMetric):
     """
 
     is_differentiable = False
-    higher_is_better = None  # type: ignore[assignment]  # neither: a histogram is not a score
+    higher_is_better = None  # neither: a histogram is not a score
 
     counts: Tensor
     misclassified: Tensor
@@ -158,6 +158,7 @@ class MarginDistribution(SumStateMetric):
         self._add_sum_state("misclassified")
         self._add_sum_state("inside_margin")
         self._add_sum_state("total")
+        self._add_config_key(task=task, num_classes=self.num_classes, bins=bins, range=self.range, margin=margin)
 
     def update(self, preds: Tensor, target: Tensor) -> None:  # type: ignore[override]
         """Count the margins of a batch of scores ``preds`` and labels ``target`` (shapes in the class docstring)."""

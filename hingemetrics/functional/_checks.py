@@ -13,6 +13,7 @@ Every message names the argument, says what was expected and shows what came.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,7 +37,7 @@ def check_bool(name: str, value: Any) -> None:
 
 def check_margin(margin: Any) -> None:
     """Require a finite real number > 0."""
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)):
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
         raise TypeError(f"Expected `margin` to be a float > 0, but got {margin!r} of type {type(margin).__name__}.")
     if not math.isfinite(margin) or margin <= 0:
         raise ValueError(f"Expected `margin` to be a finite float > 0, but got {margin!r}.")
