@@ -267,3 +267,24 @@ def test_multilabel_chunked_equals_reference(tiny_chunks):
     ours = multilabel_hinge_loss(preds, target, 3, average="none")
     expected = [ref.binary_hinge(preds[:, j].double().numpy(), target[:, j].numpy()) for j in range(3)]
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_an_update_never_writes_into_its_inputs(case, dtype, tiny_chunks):
+    batch = case.draw(torch.Generator().manual_seed(4), 20)
+    batch["preds"] = batch["preds"].to(dtype)
+    before = {k: v.clone() for k, v in batch.items()}
+    case.make().update(**batch)
+    for k, v in batch.items():
+        assert torch.equal(v, before[k]), k
+
+
+@pytest.mark.parametrize("normalization", [None, "auto", "softmax"])
+@pytest.mark.parametrize("mode", ["crammer-singer", "one-vs-all", "weston-watkins"])
+def test_a_multiclass_update_never_writes_into_float64_scores(mode, normalization):
+    preds = torch.randn(30, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    target = torch.arange(30) % 4
+    before = preds.clone()
+    multiclass_hinge_loss(preds, target, 4, multiclass_mode=mode, normalization=normalization)
+    assert torch.equal(preds, before)

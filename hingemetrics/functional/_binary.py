@@ -13,7 +13,7 @@ from hingemetrics.functional._common import (
     chunk_rows,
     column_sums,
     hinge_compute,
-    hinge_transform,
+    hinge_transform_,
     outside_unit_interval,
     per_element_weights,
     squash,
@@ -104,7 +104,7 @@ def binary_hinge_sums(
         # y in {-1, +1}: +1 for a label 1 (or True), -1 for 0 and -1. Arithmetic, not a select on the label,
         # because a select branches on every element and random labels defeat the branch predictor.
         sign = torch.sign(labels[rows] - 0.5)
-        loss = hinge_transform(torch.addcmul(margin_tensor, sign, chunk, value=-1), squared)
+        loss = hinge_transform_(torch.addcmul(margin_tensor, sign, chunk, value=-1), squared)
         if valid is None and weight is None:
             loss_sums.append(column_sums(loss))
         else:

@@ -206,3 +206,12 @@ def hinge_transform(margin_term: Tensor, squared: bool) -> Tensor:
     """``max(0, margin_term)``, squared when asked."""
     loss = margin_term.clamp_min(0)
     return loss.square() if squared else loss
+
+
+def hinge_transform_(margin_term: Tensor, squared: bool) -> Tensor:
+    """:func:`hinge_transform` in place, for a ``margin_term`` that the caller has just made and owns.
+
+    Writing over the fresh temporary spares an allocation per step; autograd supports both in-place steps.
+    """
+    loss = margin_term.clamp_min_(0)
+    return loss.square_() if squared else loss

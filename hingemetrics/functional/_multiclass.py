@@ -13,7 +13,7 @@ from hingemetrics.functional._common import (
     chunk_rows,
     column_sums,
     hinge_compute,
-    hinge_transform,
+    hinge_transform_,
     outside_unit_interval,
     per_element_weights,
     row_sums,
@@ -155,29 +155,34 @@ def _crammer_singer(
             assert outside is not None, "normalization='auto' needs the batch's decision"
             soft_true, soft_rival = torch.where(outside, soft_true, true_score), torch.where(outside, soft_rival, rival)
         true_score, rival = soft_true, soft_rival
-    return hinge_transform(margin - true_score + rival, squared)
+    return hinge_transform_(margin - true_score + rival, squared)
 
 
 def _one_vs_all(scores: Tensor, column: Tensor, margin: float, squared: bool) -> Tensor:
     """``(B, C)`` losses ``max(0, m - y_c s_c)^p`` of a chunk of normalized scores, ``y_c = +1`` at the class."""
-    loss = hinge_transform(margin + scores, squared)  # every class as a negative ...
-    positive = hinge_transform(margin - scores.gather(1, column), squared)
+    loss = hinge_transform_(margin + scores, squared)  # every class as a negative ...
+    positive = hinge_transform_(margin - scores.gather(1, column), squared)
     return loss.scatter_(1, column, positive)  # ... then the true class as the positive (a fresh tensor: in place)
 
 
 def _weston_watkins(scores: Tensor, column: Tensor, margin: float, squared: bool) -> Tensor:
     """``(B,)`` float64 row totals ``sum_{j != y} max(0, m - s_y + s_j)^p`` of a chunk of normalized scores.
 
-    Every class is summed, the true one included, and the true class's own term is then taken off: it is computed
-    by the same float operations on the same numbers, so it is the very value that was added. This spares the
-    per-row write that would zero it in place, which is slow for a handful of classes. The sums are float64, so
-    the result does not depend on the order of the classes.
+    The sums are float64, so the result does not depend on the order of the classes. No per-row write zeroes the
+    true class's term (slow for a handful of classes): every class is summed and the true class's own term taken
+    off. Squared, that term is computed by the same float operations on the same numbers, so it is the very value
+    that was added. Not squared, ``max(0, s_j - c) = max(s_j, c) - c`` with ``c = s_y - m`` is summed in float64
+    from the start, one pass fewer; the true class adds ``max(s_y, c) - c = m`` exactly.
     """
     true_score = scores.gather(1, column)
-    gap = margin - true_score
-    pairs = hinge_transform(gap + scores, squared)
-    own = hinge_transform(gap + true_score, squared).squeeze(1)
-    return row_sums(pairs.to(STAT_DTYPE)) - own.to(STAT_DTYPE)
+    if squared:
+        gap = margin - true_score
+        pairs = hinge_transform_(gap + scores, squared)
+        own = hinge_transform_(gap + true_score, squared).squeeze(1)
+        return row_sums(pairs.to(STAT_DTYPE)) - own.to(STAT_DTYPE)
+    floor = true_score.to(STAT_DTYPE) - margin
+    raised = scores.to(STAT_DTYPE, copy=True).clamp_min_(floor)  # a copy: the scores may be the caller's
+    return row_sums(raised) - (scores.shape[1] * floor + margin).squeeze(1)
 
 
 def multiclass_hinge_loss(
