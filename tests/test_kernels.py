@@ -288,3 +288,19 @@ def test_a_multiclass_update_never_writes_into_float64_scores(mode, normalizatio
     before = preds.clone()
     multiclass_hinge_loss(preds, target, 4, multiclass_mode=mode, normalization=normalization)
     assert torch.equal(preds, before)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        [0.3, 0.0, -0.7, 2.0, math.nan, 0.5],
+        [1, 0, -1, 2, -100, 7],
+        [True, False, False, True, False, True],
+    ],
+)
+def test_without_validation_a_binary_label_is_positive_exactly_where_it_is_above_zero(labels):
+    target = torch.tensor(labels)
+    preds = torch.tensor([0.4, -0.2, 1.5, -3.0, 0.8, 0.1])
+    y = np.where(target.double().numpy() > 0, 1.0, -1.0)  # NaN > 0 is False: negative
+    expected = np.maximum(0.0, 1.0 - y * preds.double().numpy()).mean()
+    assert binary_hinge_loss(preds, target, validate_args=False).item() == pytest.approx(expected, rel=1e-6)

@@ -53,8 +53,8 @@ def _binary_hinge_update(
 ) -> tuple[Tensor, Tensor]:
     """Summed statistics of one batch: ``(sum of w * loss, sum of w)``, both float64 scalars.
 
-    The target is read as positive where it is above 0.5 (1, or True) and negative elsewhere, so {0, 1}, {-1, 1}
-    and bool targets share one code path; elements whose target equals ``ignore_index`` get weight 0.
+    The target is read as positive where it is > 0 and negative elsewhere, so {0, 1}, {-1, 1} and bool targets
+    share one code path; elements whose target equals ``ignore_index`` get weight 0.
     """
     return binary_hinge_sums(
         as_scores(preds).reshape(-1),
@@ -81,7 +81,7 @@ def binary_hinge_sums(
 
     Args:
         scores: ``(M,)`` or ``(M, K)`` float scores (K labels, each summed separately).
-        labels: targets shaped like ``scores``: positive above 0.5 (1, or True), negative elsewhere (0 or -1).
+        labels: targets shaped like ``scores``: positive where > 0 (1, or True), negative elsewhere (0 or -1).
         weight: non-negative weights shaped like ``scores``, or None.
         margin: the margin.
         squared: square each element loss.
@@ -101,9 +101,7 @@ def binary_hinge_sums(
     loss_sums, weight_sums = [], []
     for rows in chunk_rows(scores.shape[0], scores[:1].numel(), device):
         chunk = squash(scores[rows], normalization, outside, dim=None)
-        # y in {-1, +1}: +1 for a label 1 (or True), -1 for 0 and -1. Arithmetic, not a select on the label,
-        # because a select branches on every element and random labels defeat the branch predictor.
-        sign = torch.sign(labels[rows] - 0.5)
+        sign = _label_signs(labels[rows], chunk.dtype)
         loss = hinge_transform_(torch.addcmul(margin_tensor, sign, chunk, value=-1), squared)
         if valid is None and weight is None:
             loss_sums.append(column_sums(loss))
@@ -117,6 +115,17 @@ def binary_hinge_sums(
     if valid is None and weight is None:
         return loss_sum, torch.full((), scores.shape[0], dtype=STAT_DTYPE, device=device)
     return loss_sum, add_up(weight_sums, scores.shape[1:], device)
+
+
+def _label_signs(labels: Tensor, dtype: torch.dtype) -> Tensor:
+    """``y`` in {-1, +1}: +1 where the label is > 0 (1, or True), -1 elsewhere (0, -1).
+
+    Arithmetic, not a select on the label: a select branches on every element, and random labels defeat the branch
+    predictor (several times slower on the CPU). For integer labels, > 0 is the same as > 0.5.
+    """
+    if labels.is_floating_point():
+        return (labels > 0).to(dtype).mul_(2).sub_(1)
+    return torch.sign(labels - 0.5).to(dtype)
 
 
 def binary_hinge_loss(
