@@ -70,6 +70,15 @@ def test_the_table_names_every_case_and_the_goals(capsys):
     )
 
 
+def test_the_markdown_table_has_one_line_per_case(capsys):
+    assert bench.main(["--quick", "--markdown", "--repeats", "1", "--warmup", "0", "--case", "binary"]) == 0
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    binary_cases = [case.name for case in bench.cases() if "binary" in case.name]
+    assert len(table) == 2 + len(binary_cases)
+    assert [line.split(" | ")[0].lstrip("| ") for line in table[2:]] == binary_cases
+    assert all(line.count("|") == table[0].count("|") for line in table)
+
+
 def test_peak_temporary_bytes_sees_what_is_held_at_once():
     def one_at_a_time():
         for _ in range(3):

@@ -44,7 +44,16 @@ from torchmetrics.classification import MulticlassHingeLoss as TorchmetricsMulti
 
 import hingemetrics as hm
 
-__all__ = ["Case", "Row", "cases", "format_table", "main", "peak_temporary_bytes", "run_update_benchmark"]
+__all__ = [
+    "Case",
+    "Row",
+    "cases",
+    "format_markdown",
+    "format_table",
+    "main",
+    "peak_temporary_bytes",
+    "run_update_benchmark",
+]
 
 #: The speed-up goals over the baseline, with validation on and off.
 GOALS = {True: 5.0, False: 3.0}
@@ -453,6 +462,28 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(text)
 
 
+def format_markdown(rows: Sequence[Row]) -> str:
+    """A Markdown table for the README: one line per case, validation on and off side by side."""
+    lines = [
+        "| case | elements | baseline | validate on: hm / baseline (ms) | speed-up | validate off: hm / baseline (ms) "
+        "| speed-up | forward speed-up, on / off | hm / floor (off) | temp memory, hm / baseline |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    pairs: dict[tuple[str, str], dict[bool, Row]] = {}
+    for row in rows:
+        pairs.setdefault((row.case, row.baseline), {})[row.validate_args] = row
+    for (case, baseline), by_setting in pairs.items():
+        on, off = by_setting[True], by_setting[False]
+        lines.append(
+            f"| {case} | {_size(on.size)} | {baseline} "
+            f"| {on.ours_ms['update']:.2f} / {on.theirs_ms['update']:.2f} | **{on.speedup():.1f}x** "
+            f"| {off.ours_ms['update']:.2f} / {off.theirs_ms['update']:.2f} | **{off.speedup():.1f}x** "
+            f"| {on.speedup('forward'):.1f}x / {off.speedup('forward'):.1f}x | {off.over_floor:.1f}x "
+            f"| {_memory(off.ours_peak_bytes, off.input_bytes)} / {_memory(off.theirs_peak_bytes, off.input_bytes)} |"
+        )
+    return "\n".join(lines)
+
+
 def _goals(rows: Sequence[Row]) -> str:
     def label(row: Row) -> str:
         return f"{row.case} (validate {'on' if row.validate_args else 'off'}: {row.speedup():.1f}x)"
@@ -485,6 +516,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table (as in the README)")
     parser.add_argument("--quick", action="store_true", help="sizes divided by 100, for a first look and the tests")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per figure (default 15, quick 3)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs of every job first (default 2)")
@@ -538,7 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"hingemetrics {info['hingemetrics']} vs baselines: {where} ({info['cpu_count']} CPUs), torch {info['torch']}, "
         f"torchmetrics {info['torchmetrics']}; medians of {repeats} interleaved repeats"
     )
-    print(format_table(rows))
+    print(format_markdown(rows) if args.markdown else format_table(rows))
     print(_goals(rows))
     print(
         "speed-up = baseline time / hingemetrics time; hm / floor = hingemetrics update / one sum over each input; "
