@@ -16,7 +16,7 @@ import hingemetrics as hm
 from hingemetrics.benchmark.update import peak_temporary_bytes
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional import _common, binary_hinge_loss, multiclass_hinge_loss, multilabel_hinge_loss
-from hingemetrics.functional._common import chunk_rows, outside_unit_interval
+from hingemetrics.functional._common import chunk_rows, map_chunks, outside_unit_interval
 from tests import reference as ref
 from tests.cases import CASES, cat_batches
 
@@ -46,6 +46,25 @@ def test_chunks_cover_the_rows_once_in_order():
     covered = [i for s in slices for i in range(10)[s]]
     assert covered == list(range(10))
     assert chunk_rows(0, 3, torch.device("cpu")) == []
+
+
+def test_chunks_run_on_one_thread_and_the_thread_setting_comes_back(tiny_chunks):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = map_chunks(lambda rows: torch.get_num_threads(), 100, 1, torch.device("cpu"))
+        assert len(seen) > 1 and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+
+        def fails(rows):
+            raise RuntimeError("in a chunk")
+
+        with pytest.raises(RuntimeError, match="in a chunk"):
+            map_chunks(fails, 100, 1, torch.device("cpu"))
+        assert torch.get_num_threads() == 2
+        assert set(map_chunks(lambda rows: torch.get_num_threads(), 100, 1, torch.device("meta"))) == {2}
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_the_tiny_chunks_do_split_the_test_batches(tiny_chunks):

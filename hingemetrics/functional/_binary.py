@@ -7,16 +7,14 @@ from torch import Tensor
 
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._common import (
-    STAT_DTYPE,
-    add_up,
     as_scores,
-    chunk_rows,
     column_sums,
     hinge_compute,
     hinge_transform_,
     outside_unit_interval,
     per_element_weights,
     squash,
+    sum_over_chunks,
     weighted_sums,
 )
 
@@ -98,23 +96,19 @@ def binary_hinge_sums(
     if labels.dtype == torch.bool:
         labels = labels.view(torch.uint8)  # the same bytes, as numbers
     margin_tensor = torch.full((), margin, dtype=scores.dtype, device=device)
-    loss_sums, weight_sums = [], []
-    for rows in chunk_rows(scores.shape[0], scores[:1].numel(), device):
+    per_element = valid is not None or weight is not None
+
+    def chunk_sums(rows: slice) -> tuple[Tensor, Tensor | None]:
         chunk = squash(scores[rows], normalization, outside, dim=None)
         sign = _label_signs(labels[rows], chunk.dtype)
         loss = hinge_transform_(torch.addcmul(margin_tensor, sign, chunk, value=-1), squared)
-        if valid is None and weight is None:
-            loss_sums.append(column_sums(loss))
-        else:
-            chunk_loss, chunk_weight = weighted_sums(
-                loss, None if valid is None else valid[rows], None if weight is None else weight[rows]
-            )
-            loss_sums.append(chunk_loss)
-            weight_sums.append(chunk_weight)
-    loss_sum = add_up(loss_sums, scores.shape[1:], device)
-    if valid is None and weight is None:
-        return loss_sum, torch.full((), scores.shape[0], dtype=STAT_DTYPE, device=device)
-    return loss_sum, add_up(weight_sums, scores.shape[1:], device)
+        if not per_element:
+            return column_sums(loss), None
+        return weighted_sums(loss, None if valid is None else valid[rows], None if weight is None else weight[rows])
+
+    shape = scores.shape[1:]
+    row_size = scores[:1].numel()
+    return sum_over_chunks(chunk_sums, scores.shape[0], row_size, device, shape, shape if per_element else None)
 
 
 def _label_signs(labels: Tensor, dtype: torch.dtype) -> Tensor:

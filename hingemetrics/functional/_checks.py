@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hingemetrics.functional._common import on_one_thread
+
 __all__: list[str] = []
 
 BINARY_NORMALIZATIONS = (None, "auto", "sigmoid")
@@ -163,12 +165,16 @@ def read_extrema(*tensors: Tensor | None) -> list[Extrema]:
 
     A NaN anywhere in a floating-point tensor makes both its minimum and maximum NaN. None and empty tensors give
     None. This is the only synchronisation the fast value checks need: one ``aminmax`` pass per tensor, no
-    temporaries, then one small copy to the host.
+    temporaries, then one small copy to the host. On the CPU the passes run on one thread (see
+    :func:`~hingemetrics.functional._common.on_one_thread`).
     """
     present = [t for t in tensors if t is not None and t.numel()]
     if not present:
         return [None] * len(tensors)
-    pairs = iter(torch.stack([torch.stack(torch.aminmax(t)).to(torch.float64) for t in present]).tolist())
+    stacked = on_one_thread(
+        lambda: torch.stack([torch.stack(torch.aminmax(t)).to(torch.float64) for t in present]), present[0].device
+    )
+    pairs = iter(stacked.tolist())
     extrema: list[Extrema] = []
     for t in tensors:
         if t is not None and t.numel():

@@ -11,7 +11,8 @@ reused by the allocator instead of being mapped afresh for every operation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -19,9 +20,10 @@ from torch import Tensor
 __all__: list[str] = []
 
 STAT_DTYPE = torch.float64
+T = TypeVar("T")
 
-#: Elements of one chunk on the CPU (512 KiB of float32): the temporaries of element-wise work stay in cache.
-CPU_CHUNK_ELEMENTS = 1 << 17
+#: Elements of one chunk on the CPU (128 KiB of float32): the temporaries of element-wise work stay in cache.
+CPU_CHUNK_ELEMENTS = 1 << 15
 #: Elements of one chunk on an accelerator, where chunks only bound the memory and each launch has a cost.
 DEVICE_CHUNK_ELEMENTS = 1 << 22
 
@@ -40,8 +42,7 @@ def chunk_rows(num_rows: int, row_size: int, device: torch.device, cpu_scale: in
         num_rows: the rows to split (the first dimension).
         row_size: elements per row.
         device: where the work runs; chunks are larger on accelerators.
-        cpu_scale: chunks this many times larger on the CPU. Work that reduces or indexes along the rows wants
-            more rows per chunk, because torch spreads such work over its threads only from some 32k rows on.
+        cpu_scale: chunks this many times larger on the CPU, for work with more steps per chunk.
 
     Under ``torch.compile`` the whole batch is one chunk: the compiler fuses the arithmetic itself. An empty batch
     has no chunk at all.
@@ -52,6 +53,62 @@ def chunk_rows(num_rows: int, row_size: int, device: torch.device, cpu_scale: in
         budget = CPU_CHUNK_ELEMENTS * cpu_scale if device.type == "cpu" else DEVICE_CHUNK_ELEMENTS
         step = max(1, budget // max(row_size, 1))
     return [slice(start, start + step) for start in range(0, num_rows, step)]
+
+
+def map_chunks(
+    fn: Callable[[slice], T], num_rows: int, row_size: int, device: torch.device, cpu_scale: int = 1
+) -> list[T]:
+    """``fn(rows)`` for every chunk of :func:`chunk_rows`, in order, on one CPU thread (see :func:`on_one_thread`)."""
+    return on_one_thread(lambda: [fn(rows) for rows in chunk_rows(num_rows, row_size, device, cpu_scale)], device)
+
+
+def on_one_thread(fn: Callable[[], T], device: torch.device) -> T:
+    """``fn()`` with torch set to one CPU thread (for CPU work outside ``torch.compile``); the setting comes back.
+
+    Every operation that torch spreads over its threads waits for all of them. On a machine whose cores are also
+    busy with other work (data-loader workers, other jobs), a thread that is not running stalls each such step,
+    and a loop of many small steps takes many times longer than the same work on one thread: measured here, ten
+    times longer with one other busy process on two cores. One thread per step costs little, since a chunk is
+    small and stays in cache. torch's thread setting is put back when ``fn`` returns or raises.
+    """
+    threads = _claim_one_thread(device)
+    try:
+        return fn()
+    finally:
+        if threads is not None:
+            torch.set_num_threads(threads)
+
+
+def _claim_one_thread(device: torch.device) -> int | None:
+    """Set torch to one CPU thread for a chunk loop; returns the setting to restore, or None if nothing changed."""
+    if device.type != "cpu" or torch.compiler.is_compiling():
+        return None
+    threads = torch.get_num_threads()
+    if threads == 1:
+        return None
+    torch.set_num_threads(1)
+    return threads
+
+
+def sum_over_chunks(
+    chunk_sums: Callable[[slice], tuple[Tensor, Tensor | None]],
+    num_rows: int,
+    row_size: int,
+    device: torch.device,
+    loss_shape: torch.Size,
+    weight_shape: torch.Size | None,
+    cpu_scale: int = 1,
+) -> tuple[Tensor, Tensor]:
+    """Add up ``chunk_sums(rows) -> (loss sum, weight sum)`` over the chunks of a batch (see :func:`map_chunks`).
+
+    With ``weight_shape`` None every row counts once: the chunks give no weight sum (None) and the weight total is
+    ``num_rows``. An empty batch gives zeros of ``loss_shape`` and ``weight_shape``.
+    """
+    parts = map_chunks(chunk_sums, num_rows, row_size, device, cpu_scale)
+    loss_sum = add_up([loss for loss, _ in parts], loss_shape, device)
+    if weight_shape is None:
+        return loss_sum, torch.full((), num_rows, dtype=STAT_DTYPE, device=device)
+    return loss_sum, add_up([weight for _, weight in parts if weight is not None], weight_shape, device)
 
 
 def add_up(parts: list[Tensor], shape: torch.Size, device: torch.device) -> Tensor:
@@ -74,20 +131,24 @@ def outside_unit_interval(scores: Tensor, valid: Tensor | None) -> Tensor:
     Without a mask this is one pass (``aminmax``) with no temporary; with one, the ignored elements are replaced by
     0.5 one chunk at a time.
     """
-    parts: Iterable[Tensor]
+
+    def inside(part: Tensor) -> Tensor:
+        low, high = torch.aminmax(part)
+        return (low >= 0) & (high <= 1)  # False for NaN, which torchmetrics also squashes
+
     if valid is None:
-        parts = [scores] if scores.numel() else []
+        flags = [on_one_thread(lambda: inside(scores), scores.device)] if scores.numel() else []
     else:
         valid = valid.reshape(valid.shape + (1,) * (scores.dim() - valid.dim()))
-        slices = chunk_rows(scores.shape[0], scores[:1].numel(), scores.device)
-        parts = (torch.where(valid[rows], scores[rows], 0.5) for rows in slices)  # one chunk at a time
-    inside = []
-    for part in parts:
-        low, high = torch.aminmax(part)
-        inside.append((low >= 0) & (high <= 1))  # False for NaN, which torchmetrics also squashes
-    if not inside:
+        flags = map_chunks(
+            lambda rows: inside(torch.where(valid[rows], scores[rows], 0.5)),
+            scores.shape[0],
+            scores[:1].numel(),
+            scores.device,
+        )
+    if not flags:
         return torch.zeros((), dtype=torch.bool, device=scores.device)
-    return ~(inside[0] if len(inside) == 1 else torch.stack(inside).all())
+    return ~(flags[0] if len(flags) == 1 else torch.stack(flags).all())
 
 
 def squash(scores: Tensor, normalization: str | None, outside: Tensor | None, dim: int | None) -> Tensor:

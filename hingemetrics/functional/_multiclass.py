@@ -8,9 +8,7 @@ from torch import Tensor
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._common import (
     STAT_DTYPE,
-    add_up,
     as_scores,
-    chunk_rows,
     column_sums,
     hinge_compute,
     hinge_transform_,
@@ -18,10 +16,15 @@ from hingemetrics.functional._common import (
     per_element_weights,
     row_sums,
     squash,
+    sum_over_chunks,
     weighted_sums,
 )
 
 __all__ = ["multiclass_hinge_loss"]
+
+#: Multiclass chunks are this many times the usual size on the CPU: a chunk takes some twenty operations, several
+#: of them per row, whose fixed cost is spread over more rows.
+MULTICLASS_CPU_SCALE = 4
 
 
 def _is_one_hot(preds: Tensor, target: Tensor) -> bool:
@@ -109,9 +112,9 @@ def _multiclass_hinge_update(
     valid = None if ignore_index is None or one_hot else labels != ignore_index
     weight = per_element_weights(sample_weight, index_shape)
     outside = outside_unit_interval(scores, valid) if normalization == "auto" else None
-    device = scores.device
-    loss_sums, weight_sums = [], []
-    for rows in chunk_rows(scores.shape[0], num_classes, device, cpu_scale=4):
+    per_row = valid is not None or weight is not None
+
+    def chunk_sums(rows: slice) -> tuple[Tensor, Tensor | None]:
         chunk_valid = None if valid is None else valid[rows]
         column = labels[rows]
         if chunk_valid is not None:
@@ -123,18 +126,22 @@ def _multiclass_hinge_update(
             loss = _one_vs_all(squash(scores[rows], normalization, outside, dim=1), column, margin, squared)
         else:
             loss = _weston_watkins(squash(scores[rows], normalization, outside, dim=1), column, margin, squared)
-        if valid is None and weight is None:
-            loss_sums.append(column_sums(loss))
-            continue
-        chunk_loss, chunk_weight = weighted_sums(loss, chunk_valid, None if weight is None else weight[rows])
-        loss_sums.append(chunk_loss)
-        weight_sums.append(chunk_weight)
-    loss_sum = add_up(loss_sums, torch.Size((num_classes,) if multiclass_mode == "one-vs-all" else ()), device)
-    if multiclass_mode == "weston-watkins":
-        loss_sum = loss_sum / num_classes
-    if valid is None and weight is None:
-        return loss_sum, torch.full((), scores.shape[0], dtype=STAT_DTYPE, device=device)
-    return loss_sum, add_up(weight_sums, torch.Size(()), device)
+        if not per_row:
+            return column_sums(loss), None
+        return weighted_sums(loss, chunk_valid, None if weight is None else weight[rows])
+
+    loss_shape = torch.Size((num_classes,) if multiclass_mode == "one-vs-all" else ())
+    weight_shape = torch.Size(()) if per_row else None
+    loss_sum, weight_sum = sum_over_chunks(
+        chunk_sums,
+        scores.shape[0],
+        num_classes,
+        scores.device,
+        loss_shape,
+        weight_shape,
+        cpu_scale=MULTICLASS_CPU_SCALE,
+    )
+    return (loss_sum / num_classes if multiclass_mode == "weston-watkins" else loss_sum), weight_sum
 
 
 def _crammer_singer(
