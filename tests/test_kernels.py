@@ -48,6 +48,7 @@ def test_chunks_cover_the_rows_once_in_order():
     assert chunk_rows(0, 3, torch.device("cpu")) == []
 
 
+@pytest.mark.skipif(not _common._openmp_backend(), reason="the thread count is changed only with OpenMP")
 def test_chunks_run_on_one_thread_and_the_thread_setting_comes_back(tiny_chunks):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)

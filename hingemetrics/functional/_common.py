@@ -11,6 +11,7 @@ reused by the allocator instead of being mapped afresh for every operation.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -80,14 +81,23 @@ def on_one_thread(fn: Callable[[], T], device: torch.device) -> T:
 
 
 def _claim_one_thread(device: torch.device) -> int | None:
-    """Set torch to one CPU thread for a chunk loop; returns the setting to restore, or None if nothing changed."""
-    if device.type != "cpu" or torch.compiler.is_compiling():
+    """Set torch to one CPU thread for a chunk loop; returns the setting to restore, or None if nothing changed.
+
+    Only with torch's OpenMP backend (the usual one), where the setting can change at any time; the native thread
+    pool warns when its size changes after use, so there the threads are left as they are.
+    """
+    if device.type != "cpu" or torch.compiler.is_compiling() or not _openmp_backend():
         return None
     threads = torch.get_num_threads()
     if threads == 1:
         return None
     torch.set_num_threads(1)
     return threads
+
+
+@functools.cache
+def _openmp_backend() -> bool:
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
 
 
 def sum_over_chunks(
