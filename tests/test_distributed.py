@@ -249,9 +249,13 @@ def _expected_from_script(script: Path) -> dict[str, float]:
 
 
 def _parse(stdout: str) -> dict[int, dict[str, float]]:
-    """``rank R: name value name value ...`` lines of the script's output, by rank."""
+    """``rank R: name value name value ...`` records of the script's output, by rank.
+
+    The ranks share one pipe, so one rank's record may start before another's newline: a record ends at the end
+    of its line or where the next ``rank R:`` begins.
+    """
     out = {}
-    for rank, rest in re.findall(r"^rank (\d+): (.*)$", stdout, re.M):
+    for rank, rest in re.findall(r"rank (\d+): (.*?)(?=rank \d+:|$)", stdout, re.M):
         fields = rest.split()
         out[int(rank)] = {fields[i]: float(fields[i + 1]) for i in range(0, len(fields), 2)}
     return out
