@@ -16,6 +16,7 @@ import hingemetrics as hm
 from hingemetrics.benchmark.update import peak_temporary_bytes
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional import _common, binary_hinge_loss, multiclass_hinge_loss, multilabel_hinge_loss
+from hingemetrics.functional._binary import _binary_hinge_check_tensors, _binary_hinge_update
 from hingemetrics.functional._common import chunk_rows, map_chunks, outside_unit_interval
 from tests import reference as ref
 from tests.cases import CASES, cat_batches
@@ -324,3 +325,46 @@ def test_without_validation_a_binary_label_is_positive_exactly_where_it_is_above
     y = np.where(target.double().numpy() > 0, 1.0, -1.0)  # NaN > 0 is False: negative
     expected = np.maximum(0.0, 1.0 - y * preds.double().numpy()).mean()
     assert binary_hinge_loss(preds, target, validate_args=False).item() == pytest.approx(expected, rel=1e-6)
+
+
+# ------------------------------------------------------------------ "auto" settled from the value check's read
+def _auto_binary(preds, target):
+    return _binary_hinge_update(
+        preds, target, margin=1.0, squared=False, ignore_index=None, normalization="auto", sample_weight=None
+    )[0].item()
+
+
+def test_the_extrema_of_a_value_check_are_given_once_for_that_very_tensor():
+    preds, target = torch.rand(8), torch.randint(0, 2, (8,))
+    _binary_hinge_check_tensors(preds, target, None, None, True)
+    assert C.recall_score_extrema(preds.clone()) is None  # another tensor: nothing, and the answer is gone
+    _binary_hinge_check_tensors(preds, target, None, None, True)
+    low, high = C.recall_score_extrema(preds)
+    assert (low, high) == (preds.min().item(), preds.max().item())
+    assert C.recall_score_extrema(preds) is None  # given once
+
+
+def test_a_tensor_changed_after_its_check_is_decided_afresh():
+    gen = torch.Generator().manual_seed(6)
+    preds, target = torch.rand(50, generator=gen), torch.randint(0, 2, (50,), generator=gen)
+    _binary_hinge_check_tensors(preds, target, None, None, True)  # all in [0, 1]: no sigmoid, if it were reused
+    preds.mul_(10).sub_(5)  # now logits: "auto" must squash them
+    expected = ref.binary_hinge(preds.double().sigmoid().numpy(), target.numpy())
+    assert _auto_binary(preds, target) / 50 == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1.0, 6.0])  # inside [0, 1], then logits
+def test_auto_settled_on_the_host_matches_auto_decided_on_the_device(scale):
+    gen = torch.Generator().manual_seed(7)
+    preds = torch.rand(300, 5, generator=gen) * scale - (scale - 1) / 2
+    target = torch.randint(0, 5, (300,), generator=gen)
+    for mode in ("crammer-singer", "one-vs-all", "weston-watkins"):
+        checked = multiclass_hinge_loss(preds, target, 5, multiclass_mode=mode, normalization="auto")
+        unchecked = multiclass_hinge_loss(
+            preds, target, 5, multiclass_mode=mode, normalization="auto", validate_args=False
+        )
+        np.testing.assert_allclose(checked.numpy(), unchecked.numpy(), rtol=1e-6)
+    binary, labels = preds[:, 0], target % 2
+    assert binary_hinge_loss(binary, labels, normalization="auto").item() == pytest.approx(
+        binary_hinge_loss(binary, labels, normalization="auto", validate_args=False).item(), rel=1e-6
+    )

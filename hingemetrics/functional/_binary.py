@@ -13,6 +13,7 @@ from hingemetrics.functional._common import (
     hinge_transform_,
     outside_unit_interval,
     per_element_weights,
+    settle_auto,
     squash,
     sum_over_chunks,
     weighted_sums,
@@ -54,6 +55,8 @@ def _binary_hinge_update(
     The target is read as positive where it is > 0 and negative elsewhere, so {0, 1}, {-1, 1} and bool targets
     share one code path; elements whose target equals ``ignore_index`` get weight 0.
     """
+    if ignore_index is None:  # after a value check of these very scores, "auto" is already decided
+        normalization = settle_auto(normalization, C.recall_score_extrema(preds), "sigmoid")
     return binary_hinge_sums(
         as_scores(preds).reshape(-1),
         target.reshape(-1),

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -185,6 +187,39 @@ def read_extrema(*tensors: Tensor | None) -> list[Extrema]:
     return extrema
 
 
+class _LastScores(threading.local):
+    """The scores that this thread's last value check read, and their extrema, for the update that follows it."""
+
+    def __init__(self) -> None:
+        self.scores: weakref.ref[Tensor] | None = None
+        self.version = -1
+        self.extrema: Extrema = None
+
+
+_LAST_SCORES = _LastScores()
+
+
+def _remember_scores(preds: Tensor, extrema: Extrema) -> None:
+    _LAST_SCORES.scores, _LAST_SCORES.version, _LAST_SCORES.extrema = weakref.ref(preds), preds._version, extrema
+
+
+def recall_score_extrema(preds: Tensor) -> Extrema:
+    """The ``(min, max)`` of ``preds`` if this thread's last value check read this very tensor, unchanged since.
+
+    An update that follows its value check can then decide ``normalization="auto"`` on the host, with no second
+    pass over the scores. The answer is given once; a different tensor, one changed in place (its version
+    counter moved) or one already asked about gives None, and so does anything under ``torch.compile``.
+    """
+    if torch.compiler.is_compiling():
+        return None
+    last = _LAST_SCORES
+    seen, version, extrema = last.scores, last.version, last.extrema
+    last.scores = None
+    if seen is None or seen() is not preds or preds._version != version:
+        return None
+    return extrema
+
+
 def _finite(extrema: Extrema) -> bool:
     return extrema is None or (math.isfinite(extrema[0]) and math.isfinite(extrema[1]))
 
@@ -243,6 +278,7 @@ def check_binary_values(preds: Tensor, target: Tensor, sample_weight: Tensor | N
     scores, kept, fraction, weights = read_extrema(preds, labels, fractions, sample_weight)
     if not _finite(scores):
         _raise_not_finite("preds", preds)
+    _remember_scores(preds, scores)
     if labels is not None:
         ok = _within(kept, -1, 1) and _within(fraction, 0, 0)
         if ok and kept is not None and kept[0] < 0:  # {-1, 1}: a 0 would mix the two conventions
@@ -278,6 +314,7 @@ def check_class_values(
     scores, kept, fraction, rows, weights = read_extrema(preds, labels, fractions, per_row, sample_weight)
     if not _finite(scores):
         _raise_not_finite("preds", preds)
+    _remember_scores(preds, scores)
     labels_ok = _within(kept, 0, high) and _within(fraction, 0, 0) and _within(rows, 1, 1)
     if not labels_ok:
         if explain_one_hot is not None:

@@ -218,6 +218,18 @@ def normalize_scores(scores: Tensor, normalization: str | None, valid: Tensor | 
     return torch.where(outside_unit_interval(scores, valid), squashed, scores)
 
 
+def settle_auto(normalization: str | None, extrema: tuple[float, float] | None, squash: str) -> str | None:
+    """``normalization`` with ``"auto"`` decided on the host, when the scores' finite extrema are already known.
+
+    ``squash`` is what ``"auto"`` applies (``"sigmoid"`` or ``"softmax"``); it becomes that, or None for scores all
+    within [0, 1]. Any other normalization, or unknown extrema, comes back unchanged.
+    """
+    if normalization != "auto" or extrema is None:
+        return normalization
+    low, high = extrema
+    return None if low >= 0 and high <= 1 else squash
+
+
 def per_element_weights(sample_weight: Tensor | None, target_shape: torch.Size) -> Tensor | None:
     """Broadcast ``(N,)`` per-sample weights to the target's shape and flatten them to ``(M,)``."""
     if sample_weight is None:

@@ -15,6 +15,7 @@ from hingemetrics.functional._common import (
     outside_unit_interval,
     per_element_weights,
     row_sums,
+    settle_auto,
     squash,
     sum_over_chunks,
     weighted_sums,
@@ -101,6 +102,8 @@ def _multiclass_hinge_update(
     The loss sum is a scalar, or ``(C,)`` for one-vs-all; the weight total is a scalar. The rows are reduced in
     chunks (see :func:`~hingemetrics.functional._common.chunk_rows`) and nothing is read back to the host.
     """
+    if ignore_index is None or _is_one_hot(preds, target):  # after a value check of these very scores
+        normalization = settle_auto(normalization, C.recall_score_extrema(preds), "softmax")
     if preds.dim() == 1:  # a single sample: (C,) scores and a 0-d target
         preds, target = preds.unsqueeze(0), target.unsqueeze(0)
     one_hot = _is_one_hot(preds, target)
