@@ -5,7 +5,7 @@
   them; the same update with validation on must fail there, which shows the test can tell the difference.
 * With CUDA, ``torch.cuda.set_sync_debug_mode("error")`` turns any synchronisation into an error (skipped here
   without a GPU).
-* COMPILE TESTS (slowest in this file, a few seconds each): each kernel goes through
+* COMPILE TESTS (the slowest here, about a second each on 2 cores): each kernel goes through
   ``torch.compile(fullgraph=True)``, which fails on any graph break, with the ``aot_eager`` backend (Dynamo and
   AOTAutograd trace the whole graph; no C++ is compiled, which would take minutes on a small CPU), on a few small
   inputs, and must give the eager result.

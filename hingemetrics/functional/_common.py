@@ -2,7 +2,8 @@
 
 Nothing here reads tensor data back to the host or branches on it, so these helpers are safe inside
 ``torch.compile(fullgraph=True)`` and issue no device synchronisation. Decisions that depend on the data (the
-``"auto"`` normalization) stay on the device as 0-d tensors and are applied with ``torch.where``.
+``"auto"`` normalization) stay on the device as 0-d tensors and are applied with ``torch.where``, unless the value
+checks have already read what they need (:func:`settle_auto`).
 
 Large batches are reduced in chunks of rows: every temporary then has the size of a chunk, not of the batch, so
 the memory an update needs beyond its inputs stays small, and on the CPU the temporaries stay in cache and are
@@ -68,9 +69,9 @@ def on_one_thread(fn: Callable[[], T], device: torch.device) -> T:
 
     Every operation that torch spreads over its threads waits for all of them. On a machine whose cores are also
     busy with other work (data-loader workers, other jobs), a thread that is not running stalls each such step,
-    and a loop of many small steps takes many times longer than the same work on one thread: measured here, ten
-    times longer with one other busy process on two cores. One thread per step costs little, since a chunk is
-    small and stays in cache. torch's thread setting is put back when ``fn`` returns or raises.
+    and a loop of many small steps takes many times longer than the same work on one thread (ten times longer, on
+    two cores with one other busy process). One thread per step costs little, since a chunk is small and stays in
+    cache. torch's thread setting is put back when ``fn`` returns or raises.
     """
     threads = _claim_one_thread(device)
     try:
@@ -218,16 +219,16 @@ def normalize_scores(scores: Tensor, normalization: str | None, valid: Tensor | 
     return torch.where(outside_unit_interval(scores, valid), squashed, scores)
 
 
-def settle_auto(normalization: str | None, extrema: tuple[float, float] | None, squash: str) -> str | None:
+def settle_auto(normalization: str | None, extrema: tuple[float, float] | None, applies: str) -> str | None:
     """``normalization`` with ``"auto"`` decided on the host, when the scores' finite extrema are already known.
 
-    ``squash`` is what ``"auto"`` applies (``"sigmoid"`` or ``"softmax"``); it becomes that, or None for scores all
-    within [0, 1]. Any other normalization, or unknown extrema, comes back unchanged.
+    ``applies`` is what ``"auto"`` applies (``"sigmoid"`` or ``"softmax"``); the result is that, or None for scores
+    all within [0, 1]. Any other normalization, or unknown extrema, comes back unchanged.
     """
     if normalization != "auto" or extrema is None:
         return normalization
     low, high = extrema
-    return None if low >= 0 and high <= 1 else squash
+    return None if low >= 0 and high <= 1 else applies
 
 
 def per_element_weights(sample_weight: Tensor | None, target_shape: torch.Size) -> Tensor | None:
