@@ -6,8 +6,8 @@ import torch
 from torch import Tensor
 
 from hingemetrics.functional import _checks as C
-from hingemetrics.functional._binary import _binary_hinge_check_tensors
-from hingemetrics.functional._common import as_scores, hinge_transform, normalize_scores, weighted_sums
+from hingemetrics.functional._binary import _binary_hinge_check_tensors, binary_hinge_sums
+from hingemetrics.functional._common import as_scores
 
 __all__ = ["multilabel_hinge_loss"]
 
@@ -63,18 +63,25 @@ def _multilabel_hinge_update(
     normalization: str | None,
     sample_weight: Tensor | None,
 ) -> tuple[Tensor, Tensor]:
-    """Per-label summed statistics of one batch: ``(sum of w * loss, sum of w)``, both ``(L,)`` float64."""
-    scores = _label_columns(as_scores(preds), num_labels)
-    labels = _label_columns(target, num_labels)
-    valid = None if ignore_index is None else labels != ignore_index
-    scores = normalize_scores(scores, normalization, valid, dim=None)  # "auto" decides over the whole batch
+    """Per-label summed statistics of one batch: ``(sum of w * loss, sum of w)``, both ``(L,)`` float64.
+
+    The labels are the columns of one binary hinge (:func:`binary_hinge_sums`), so ``"auto"`` decides over the
+    whole batch and ``ignore_index`` and weights count per label.
+    """
     weight = None
     if sample_weight is not None:
         if sample_weight.shape != target.shape:  # one weight per sample
             sample_weight = sample_weight.reshape((-1,) + (1,) * (target.dim() - 1)).expand(target.shape)
         weight = _label_columns(sample_weight, num_labels)
-    loss = hinge_transform(margin - torch.where(labels > 0, scores, -scores), squared)
-    loss_sum, weight_sum = weighted_sums(loss, valid, weight)
+    loss_sum, weight_sum = binary_hinge_sums(
+        _label_columns(as_scores(preds), num_labels),
+        _label_columns(target, num_labels),
+        weight,
+        margin=margin,
+        squared=squared,
+        ignore_index=ignore_index,
+        normalization=normalization,
+    )
     return loss_sum, torch.broadcast_to(weight_sum, loss_sum.shape)
 
 
