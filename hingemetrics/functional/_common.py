@@ -198,27 +198,6 @@ def row_sums(values: Tensor) -> Tensor:
     return values @ torch.ones(values.shape[1], dtype=values.dtype, device=values.device)
 
 
-def normalize_scores(scores: Tensor, normalization: str | None, valid: Tensor | None, dim: int | None) -> Tensor:
-    """Apply the requested normalization to raw scores.
-
-    Args:
-        scores: ``(M,)`` or ``(M, K)`` binary scores (``dim=None``), or ``(M, C)`` class scores (``dim=1``).
-        normalization: ``None`` (raw scores), ``"sigmoid"``, ``"softmax"`` or ``"auto"``.
-        valid: mask of the elements that count, shaped like ``scores`` or ``(M,)`` for whole rows, or None when all
-            do.
-        dim: None for sigmoid, the class dimension for softmax.
-
-    ``"auto"`` follows torchmetrics: the batch is normalized when any counted value lies outside [0, 1].
-    The decision is taken with ``torch.where`` so that it stays on the device.
-    """
-    if normalization is None:
-        return scores
-    squashed = scores.sigmoid() if dim is None else scores.softmax(dim)
-    if normalization != "auto":
-        return squashed
-    return torch.where(outside_unit_interval(scores, valid), squashed, scores)
-
-
 def settle_auto(normalization: str | None, extrema: tuple[float, float] | None, applies: str) -> str | None:
     """``normalization`` with ``"auto"`` decided on the host, when the scores' finite extrema are already known.
 
@@ -286,14 +265,8 @@ def hinge_compute(loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
     return loss_sum / weight_sum
 
 
-def hinge_transform(margin_term: Tensor, squared: bool) -> Tensor:
-    """``max(0, margin_term)``, squared when asked."""
-    loss = margin_term.clamp_min(0)
-    return loss.square() if squared else loss
-
-
 def hinge_transform_(margin_term: Tensor, squared: bool) -> Tensor:
-    """:func:`hinge_transform` in place, for a ``margin_term`` that the caller has just made and owns.
+    """``max(0, margin_term)``, squared when asked, in place: for a ``margin_term`` the caller has just made and owns.
 
     Writing over the fresh temporary spares an allocation per step; autograd supports both in-place steps.
     """
