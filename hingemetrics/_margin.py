@@ -15,7 +15,7 @@ from hingemetrics._plot import plot_histogram
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._binary import _binary_hinge_check_tensors
 from hingemetrics.functional._common import STAT_DTYPE, as_scores
-from hingemetrics.functional._multiclass import _is_one_hot, _multiclass_hinge_check_tensors
+from hingemetrics.functional._multiclass import _is_one_hot, _multiclass_hinge_check_tensors, true_and_rival
 
 __all__ = ["MarginDistribution", "MarginHistogram"]
 
@@ -71,8 +71,7 @@ def multiclass_margins(scores: Tensor, target: Tensor, num_classes: int) -> Tens
         scores, target = scores.unsqueeze(0), target.unsqueeze(0)
     labels = (target.argmax(1) if _is_one_hot(scores, target) else target).reshape(-1, 1).long()
     rows = as_scores(scores).to(STAT_DTYPE).movedim(1, -1).reshape(-1, num_classes)
-    true_score = rows.gather(1, labels).squeeze(1)
-    rival = rows.scatter(1, labels, float("-inf")).amax(1)
+    true_score, rival = true_and_rival(rows, labels)
     return true_score - rival
 
 

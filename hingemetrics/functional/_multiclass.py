@@ -147,6 +147,13 @@ def _multiclass_hinge_update(
     return (loss_sum / num_classes if multiclass_mode == "weston-watkins" else loss_sum), weight_sum
 
 
+def true_and_rival(scores: Tensor, column: Tensor) -> tuple[Tensor, Tensor]:
+    """``(s_y, max_{j != y} s_j)`` of ``(B, C)`` scores and ``(B, 1)`` class indices, both ``(B,)``."""
+    true_score = scores.gather(1, column).squeeze(1)
+    rival = scores.scatter(1, column, float("-inf")).amax(1)
+    return true_score, rival
+
+
 def _crammer_singer(
     scores: Tensor, column: Tensor, margin: float, squared: bool, normalization: str | None, outside: Tensor | None
 ) -> Tensor:
@@ -155,8 +162,7 @@ def _crammer_singer(
     Softmax keeps the order of a row's scores, so only the two scores in the formula are normalized:
     ``softmax(s)_j = exp(s_j - logsumexp(s))``; the ``(B, C)`` softmax is never formed.
     """
-    true_score = scores.gather(1, column).squeeze(1)
-    rival = scores.scatter(1, column, float("-inf")).amax(1)
+    true_score, rival = true_and_rival(scores, column)
     if normalization is not None:
         top = torch.maximum(true_score, rival)
         log_total = top + row_sums((scores - top.unsqueeze(1)).exp()).log()
