@@ -113,6 +113,14 @@ def test_the_collective_counter_sees_torchmetrics_gathers(dist_run):
         assert names.count("c10d.barrier.default") >= 2 and names.count("c10d.allgather_.default") >= 2
 
 
+def test_syncing_leaves_no_reference_to_the_group_behind(dist_run):
+    """After every case has synced on the default group and been dropped, the group has the references it had."""
+    _, _, results = dist_run
+    for rank, rank_results in enumerate(results):
+        before, after = rank_results["world_references"]
+        assert after == before, f"rank {rank}: {after - before} references to the group left behind"
+
+
 def test_every_rank_issues_the_same_collectives(dist_run, case):
     _, _, results = dist_run
     ranks = _per_case(results, case.name)

@@ -7,7 +7,9 @@ against single-process metrics over the union of the data, and against the plain
 
 from __future__ import annotations
 
+import gc
 import inspect
+import sys
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -234,12 +236,33 @@ def _padded_run(case: Case, dataset: Batch, rank: int, world: int) -> tuple[Tens
     return exact.compute(), naive.compute()
 
 
+def _world_references(plan: dict[str, Any], rank: int) -> tuple[int, int]:
+    """References to the default group before and after every case syncs on it, with no collective logging.
+
+    A group that keeps references after its metrics are gone outlives ``destroy_process_group``; its gloo threads
+    then run into the interpreter's teardown. Run before any ``CollectiveLog``, which itself leaves references.
+    """
+    world_group = dist.group.WORLD
+    before = sys.getrefcount(world_group)
+    for name, data in plan["cases"].items():
+        metric = _feed(case_named(name).make(), data["shards"][rank])
+        metric.compute()
+        metric.sync()
+        metric.unsync()
+        with metric.sync_context():
+            metric.compute()
+        del metric
+    gc.collect()
+    return before, sys.getrefcount(world_group)
+
+
 def run_rank(rank: int, world: int, plan: dict[str, Any]) -> dict[str, Any]:
     """Everything one rank of a test run does; the same sequence of collectives on every rank."""
+    world_references = _world_references(plan, rank)
     layout: Layout = plan["layout"]
     groups = [dist.new_group(ranks) for ranks in layout.groups]  # every rank creates every group, in order
     group = next(g for g, ranks in zip(groups, layout.groups) if rank in ranks)
-    results: dict[str, Any] = {"cases": {}, "padding": {}}
+    results: dict[str, Any] = {"cases": {}, "padding": {}, "world_references": world_references}
     for name, data in plan["cases"].items():
         case = case_named(name)
         results["cases"][name] = _sync_paths(case, data, rank, group)
