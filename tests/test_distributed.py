@@ -281,8 +281,9 @@ def _check_ranks(seen: dict[int, dict[str, float]], expected: dict[str, float], 
 
 def _torchrun(*args: str, script: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "torch.distributed.run", *args, str(script)]
+    env = {**loopback_env(), "TMPDIR": str(script.parent)}  # torchrun's scratch folders go with the test's
     return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=loopback_env(), cwd=script.parent
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=script.parent
     )
 
 
