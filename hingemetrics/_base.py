@@ -198,7 +198,8 @@ class SumStateMetric(Metric):
         float32 ones, and a state of another shape would broadcast silently at the next update. Here each state is
         cast to the dtype and device of the metric's own, and a shape that differs is reported (``load_state_dict``
         raises a ``RuntimeError`` listing every such state) with no state loaded. The cached ``compute`` result is
-        dropped.
+        dropped, and a loaded state that holds data counts as an update, so ``compute`` does not warn that it was
+        called before ``update``.
         """
         loaded: dict[str, Tensor] = {}
         errors: list[str] = []
@@ -220,6 +221,9 @@ class SumStateMetric(Metric):
             for name, value in loaded.items():
                 setattr(self, name, value)
             self._computed = None
+            if any(bool(value.ne(0).any()) for value in loaded.values()):
+                # a state that holds data counts as updated: no "compute before update" warning after resuming
+                self._update_count = max(self._update_count, 1)
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )

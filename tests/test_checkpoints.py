@@ -59,6 +59,22 @@ def test_state_dict_round_trip_into_a_fresh_metric(case):
     np.testing.assert_allclose(fresh.compute().numpy(), case.oracle(cat_batches(first + second)), rtol=1e-6)
 
 
+def test_compute_after_loading_a_checkpoint_with_data_does_not_warn(case, recwarn):
+    batches = _stream(case)[:1]
+    fresh = _persistent(case.make())
+    fresh.load_state_dict(_saved(_persistent(_feed(case.make(), batches)).state_dict()))
+    value = fresh.compute()
+    assert not [w for w in recwarn if "before the ``update``" in str(w.message)], [str(w.message) for w in recwarn]
+    np.testing.assert_allclose(value.numpy(), case.oracle(cat_batches(batches)), rtol=1e-6)
+
+
+def test_compute_after_loading_an_empty_checkpoint_still_warns(case):
+    fresh = _persistent(case.make())
+    fresh.load_state_dict(_saved(_persistent(case.make()).state_dict()))
+    with pytest.warns(UserWarning, match="before the ``update``"):
+        fresh.compute()
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_a_lower_precision_checkpoint_loads_into_float64_states(case, dtype):
     first, second = _stream(case)[:2], _stream(case)[2:]
