@@ -331,3 +331,52 @@ def test_sync_benchmark_runs_and_counts_collectives(capsys):
         assert row["torchmetrics_collectives"] > 1
         assert row["hingemetrics_us"] > 0 and row["torchmetrics_us"] > 0
         assert row["ratio"] == pytest.approx(row["torchmetrics_us"] / row["hingemetrics_us"])
+
+
+# --- hm.synced: many metrics, one collective ----------------------------------------------------------------------
+
+
+def _together(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rank_results["synced_together"] for rank_results in results]
+
+
+def test_synced_collection_gives_every_member_the_value_over_the_union(dist_run, case):
+    _, plan, results = dist_run
+    union = _union(plan["cases"][case.name]["shards"])
+    _expect(case, [r["values"][case.name] for r in _together(results)], union)
+
+
+def test_synced_collection_sums_every_hinge_metric_in_one_all_reduce(dist_run):
+    """All the hinge metrics' states in one all_reduce; the torchmetrics member gathers on its own, as usual."""
+    _, _, results = dist_run
+    packed_size = sum(call[1][0][0] for case in CASES for call in _one_all_reduce(case))
+    for rank, r in enumerate(_together(results)):
+        all_reduces = [call for call in r["calls"] if call[0] == ALL_REDUCE]
+        assert all_reduces == [(ALL_REDUCE, ((packed_size,),))], f"rank {rank}"
+        assert any(name == "c10d.allgather_.default" for name, _ in r["calls"]), f"rank {rank}: torchmetrics member"
+        assert r["calls"] == _together(results)[0]["calls"], f"rank {rank} issued other collectives than rank 0"
+
+
+def test_synced_puts_the_local_states_back_on_exit(dist_run, case):
+    world, _, results = dist_run
+    for rank, r in enumerate(_together(results)):
+        local, inside, after = r["local"][case.name], r["inside"][case.name], r["after"][case.name]
+        for name in local:
+            assert torch.equal(after[name], local[name]), f"rank {rank}: {name}"
+            summed = sum(_together(results)[other]["local"][case.name][name] for other in range(world))
+            torch.testing.assert_close(inside[name], summed, rtol=1e-12, atol=0, msg=f"rank {rank}: {name}")
+
+
+def test_synced_honours_a_user_dist_sync_fn_and_refuses_a_synced_metric(dist_run):
+    _, plan, results = dist_run
+    binary = next(c for c in CASES if c.name == "binary")
+    values = []
+    for rank, r in enumerate(_together(results)):
+        value, calls = r["custom"]
+        assert calls == len(binary.make()._defaults), f"rank {rank}: once per state, through the user's function"
+        values.append(value)
+        assert r["refused"] == (
+            "Expected every metric given to `synced` to hold its local states, but BinaryHingeLoss is already "
+            "synced: call its `unsync()` first, or leave it out."
+        )
+    _expect(binary, values, _union(plan["cases"]["binary"]["shards"]))

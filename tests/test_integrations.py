@@ -76,6 +76,34 @@ def test_collection_shares_state_only_where_the_sums_are_the_same(compute_groups
 
 
 # ------------------------------------------------------------------------------------- MetricTracker, wrappers
+def test_synced_without_a_process_group_leaves_every_value_local():
+    collection = MetricCollection({"hinge": hm.BinaryHingeLoss(), "squared": hm.BinaryHingeLoss(squared=True)})
+    batches = _binary_batches(3)
+    for preds, target in batches:
+        collection.update(preds, target)
+    states = {name: metric.metric_state for name, metric in collection.items()}
+    with hm.synced(collection, hm.BinaryHingeLoss()):
+        values = collection.compute()
+    scores = torch.cat([b[0] for b in batches]).numpy()
+    labels = torch.cat([b[1] for b in batches]).numpy()
+    assert values["hinge"].item() == pytest.approx(ref.binary_hinge(scores, labels), rel=1e-6)
+    assert values["squared"].item() == pytest.approx(ref.binary_hinge(scores, labels, squared=True), rel=1e-6)
+    for name, metric in collection.items():
+        assert not metric._is_synced
+        for key, value in metric.metric_state.items():
+            assert torch.equal(value, states[name][key]), (name, key)
+
+
+@pytest.mark.parametrize("bad", [42, [hm.BinaryHingeLoss()]], ids=["int", "list"])
+def test_synced_refuses_what_is_not_a_metric(bad):
+    with pytest.raises(TypeError) as info, hm.synced(hm.BinaryHingeLoss(), bad):
+        pass
+    assert str(info.value) == (
+        "Expected each argument of `synced` to be a torchmetrics Metric or MetricCollection, but got "
+        f"{type(bad).__name__}."
+    )
+
+
 def test_tracker_finds_the_best_epoch():
     tracker = MetricTracker(hm.BinaryHingeLoss())
     expected = []

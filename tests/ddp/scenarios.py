@@ -22,8 +22,10 @@ from torch import Tensor
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import DataLoader, DistributedSampler
+from torchmetrics import MetricCollection
 from torchmetrics.utilities.distributed import gather_all_tensors
 
+import hingemetrics as hm
 from tests.cases import CASES, Batch, Case
 
 Call = tuple[str, tuple[tuple[int, ...], ...]]
@@ -256,6 +258,41 @@ def _world_references(plan: dict[str, Any], rank: int) -> tuple[int, int]:
     return before, sys.getrefcount(world_group)
 
 
+def _synced_together(plan: dict[str, Any], rank: int) -> dict[str, Any]:
+    """Every case's metric in one MetricCollection, with a torchmetrics metric beside them, under ``hm.synced``."""
+    metrics = {name: _feed(case_named(name).make(), data["shards"][rank]) for name, data in plan["cases"].items()}
+    baseline = torchmetrics.classification.BinaryHingeLoss()
+    baseline.update(torch.rand(rank + 1), torch.ones(rank + 1, dtype=torch.long))
+    collection = MetricCollection({**metrics, "torchmetrics": baseline}, compute_groups=False)
+    local = {name: _states(metric) for name, metric in metrics.items()}
+    with CollectiveLog() as log, hm.synced(collection):
+        values = collection.compute()
+        inside = {name: _states(metric) for name, metric in metrics.items()}
+    after = {name: _states(metric) for name, metric in metrics.items()}
+    # a metric with a dist_sync_fn of its own goes through it; one already synced is refused
+    gather = CountingGather()
+    custom = _feed(case_named("binary").make(), plan["cases"]["binary"]["shards"][rank])
+    custom.dist_sync_fn = gather
+    with hm.synced(custom):
+        custom_value = custom.compute()
+    custom.sync()
+    try:
+        with hm.synced(custom):
+            refused = None
+    except ValueError as err:
+        refused = str(err)
+    custom.unsync()
+    return {
+        "values": values,
+        "calls": log.calls,
+        "local": local,
+        "inside": inside,
+        "after": after,
+        "custom": (custom_value, gather.calls),
+        "refused": refused,
+    }
+
+
 def run_rank(rank: int, world: int, plan: dict[str, Any]) -> dict[str, Any]:
     """Everything one rank of a test run does; the same sequence of collectives on every rank."""
     world_references = _world_references(plan, rank)
@@ -271,4 +308,5 @@ def run_rank(rank: int, world: int, plan: dict[str, Any]) -> dict[str, Any]:
     baseline = torchmetrics.classification.BinaryHingeLoss()
     baseline.update(torch.rand(rank + 1), torch.ones(rank + 1, dtype=torch.long))
     _, results["torchmetrics_compute_calls"] = _logged(baseline.compute)
+    results["synced_together"] = _synced_together(plan, rank)
     return results
