@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from hingemetrics._classification import BinaryHingeLoss
 from hingemetrics._margin import MarginDistribution
+from hingemetrics._sync import synced
 from hingemetrics.functional import binary_hinge_loss
 
 if TYPE_CHECKING:
@@ -167,16 +168,21 @@ class Scoreboard:
         self.margins.update(scores, target)
 
     def compute(self) -> dict[str, float]:
-        """The value of every row of :data:`ROWS` (synced across processes when a process group is up)."""
-        histogram = self.margins.compute()
-        return {
-            "hinge": float(self.hinge.compute()),
-            "hinge_auto": float(self.hinge_auto.compute()),
-            "torchmetrics_hinge": float(self.torchmetrics_hinge.compute()),
-            "accuracy": float(self.accuracy.compute()),
-            "misclassified": float(histogram.misclassified),
-            "inside_margin": float(histogram.inside_margin),
-        }
+        """The value of every row of :data:`ROWS` (synced across processes when a process group is up).
+
+        The three hingemetrics metrics are summed over the processes together, in one ``all_reduce``; the two
+        torchmetrics metrics sync on their own.
+        """
+        with synced(*self._metrics()):
+            histogram = self.margins.compute()
+            return {
+                "hinge": float(self.hinge.compute()),
+                "hinge_auto": float(self.hinge_auto.compute()),
+                "torchmetrics_hinge": float(self.torchmetrics_hinge.compute()),
+                "accuracy": float(self.accuracy.compute()),
+                "misclassified": float(histogram.misclassified),
+                "inside_margin": float(histogram.inside_margin),
+            }
 
     def reset(self) -> None:
         """Forget everything, for the next epoch."""
@@ -327,9 +333,10 @@ def evaluate_distributed(
 
     The batches are those of ``evaluate(model, x, y, batch_size)``; process ``r`` takes batches ``r``,
     ``r + nproc``, ... . Each process updates its own :class:`Scoreboard`, and ``compute()`` syncs the states
-    across the processes (one ``all_reduce`` per hingemetrics metric). Only the order of the sums changes, so the
-    values of rank 0, returned here, equal those of a single process up to float64 rounding. The processes meet
-    at a store this process hosts on 127.0.0.1 (a port the system picks); they are stopped after two minutes.
+    across the processes (one ``all_reduce`` for all three hingemetrics metrics). Only the order of the sums
+    changes, so the values of rank 0, returned here, equal those of a single process up to float64 rounding. The
+    processes meet at a store this process hosts on 127.0.0.1 (a port the system picks); they are stopped after
+    two minutes.
 
     Args:
         model: a network built by :func:`build_mlp` (its weights are sent to every process).
