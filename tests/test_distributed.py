@@ -325,12 +325,20 @@ def test_sync_benchmark_runs_and_counts_collectives(capsys):
 
     assert main(["--world-sizes", "2", "--repeats", "3", "--warmup", "1", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(row["world_size"], row["metric"]) for row in rows] == [(2, "binary"), (2, "multiclass")]
+    assert [(row["world_size"], row["metric"]) for row in rows] == [
+        (2, "binary"),
+        (2, "multiclass"),
+        (2, "collection of 3"),
+    ]
     for row in rows:
         assert row["hingemetrics_collectives"] == 1
         assert row["torchmetrics_collectives"] > 1
         assert row["hingemetrics_us"] > 0 and row["torchmetrics_us"] > 0
         assert row["ratio"] == pytest.approx(row["torchmetrics_us"] / row["hingemetrics_us"])
+    # torchmetrics syncs the collection's metrics one after the other (the two above and one more), hingemetrics
+    # all at once
+    binary, multiclass, collection = (row["torchmetrics_collectives"] for row in rows)
+    assert collection > binary + multiclass
 
 
 # --- hm.synced: many metrics, one collective ----------------------------------------------------------------------

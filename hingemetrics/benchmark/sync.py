@@ -3,8 +3,10 @@
 Each world size is a real process group: one spawned process per rank, gloo over 127.0.0.1. Every rank holds a
 hingemetrics metric and its torchmetrics equivalent (``BinaryHingeLoss``; ``MulticlassHingeLoss``, Crammer-Singer)
 updated with the same batch. A timed sync is ``metric.sync(); metric.unsync()``, the work ``compute()`` does around
-the formula, started right after a barrier on every rank. Its latency is the slowest rank's time; a row reports
-the median over the repeats, the two libraries measured alternately in the same loop, and their ratio.
+the formula, started right after a barrier on every rank. A third row syncs all three metrics of a collection
+(binary, Crammer-Singer, one-vs-all): hingemetrics' inside one ``hm.synced(...)`` block, torchmetrics' one after
+the other, as its ``MetricCollection.compute()`` does. Its latency is the slowest rank's time; a row reports the
+median over the repeats, the two libraries measured alternately in the same loop, and their ratio.
 
 Run it with ``python -m hingemetrics.benchmark.sync`` (``--json`` for machine-readable output).
 """
@@ -12,13 +14,14 @@ Run it with ``python -m hingemetrics.benchmark.sync`` (``--json`` for machine-re
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing as mp
 import os
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
@@ -66,25 +69,42 @@ class _CollectiveCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def _metric_pairs(num_classes: int, rank: int) -> list[tuple[str, Metric, Metric]]:
-    """(name, hingemetrics metric, torchmetrics metric), each pair updated with one shared batch of 64 samples."""
+Sync = Callable[[], None]
+
+
+def _sync_pairs(num_classes: int, rank: int) -> list[tuple[str, Sync, Sync]]:
+    """(name, hingemetrics sync, torchmetrics sync): each pair of metrics updated with one shared batch of 64."""
     gen = torch.Generator().manual_seed(rank)
     binary_scores, binary_labels = torch.rand(64, generator=gen), torch.randint(2, (64,), generator=gen)
     class_scores = torch.rand(64, num_classes, generator=gen).softmax(1)
     class_labels = torch.randint(num_classes, (64,), generator=gen)
-    pairs: list[tuple[str, Metric, Metric]] = [
-        ("binary", hm.BinaryHingeLoss(), torchmetrics.classification.BinaryHingeLoss()),
+    ours: dict[str, Metric] = {
+        "binary": hm.BinaryHingeLoss(),
+        "multiclass": hm.MulticlassHingeLoss(num_classes),
+        "one-vs-all": hm.MulticlassHingeLoss(num_classes, multiclass_mode="one-vs-all"),
+    }
+    theirs: dict[str, Metric] = {
+        "binary": torchmetrics.classification.BinaryHingeLoss(),
+        "multiclass": torchmetrics.classification.MulticlassHingeLoss(num_classes),
+        "one-vs-all": torchmetrics.classification.MulticlassHingeLoss(num_classes, multiclass_mode="one-vs-all"),
+    }
+    for name in ours:
+        scores, labels = (binary_scores, binary_labels) if name == "binary" else (class_scores, class_labels)
+        ours[name].update(scores, labels)
+        theirs[name].update(scores, labels)
+    return [
+        ("binary", functools.partial(_sync_once, ours["binary"]), functools.partial(_sync_once, theirs["binary"])),
         (
             "multiclass",
-            hm.MulticlassHingeLoss(num_classes),
-            torchmetrics.classification.MulticlassHingeLoss(num_classes),
+            functools.partial(_sync_once, ours["multiclass"]),
+            functools.partial(_sync_once, theirs["multiclass"]),
+        ),
+        (
+            "collection of 3",
+            functools.partial(_sync_together, list(ours.values())),
+            functools.partial(_sync_each, list(theirs.values())),
         ),
     ]
-    for name, ours, theirs in pairs:
-        scores, labels = (binary_scores, binary_labels) if name == "binary" else (class_scores, class_labels)
-        ours.update(scores, labels)
-        theirs.update(scores, labels)
-    return pairs
 
 
 def _sync_once(metric: Metric) -> None:
@@ -92,40 +112,50 @@ def _sync_once(metric: Metric) -> None:
     metric.unsync()
 
 
-def _count_collectives(metric: Metric) -> int:
-    """How many collectives one sync of ``metric`` issues."""
-    with _CollectiveCounter() as counter:
+def _sync_together(metrics: list[Metric]) -> None:
+    with hm.synced(*metrics):
+        pass
+
+
+def _sync_each(metrics: list[Metric]) -> None:
+    for metric in metrics:
         _sync_once(metric)
+
+
+def _count_collectives(sync: Sync) -> int:
+    """How many collectives one call of ``sync`` issues."""
+    with _CollectiveCounter() as counter:
+        sync()
     return counter.count
 
 
-def _time_syncs(metrics: Sequence[Metric], repeats: int) -> list[list[float]]:
-    """Seconds per sync, ``[metric][repeat]``, on this rank; the metrics take turns, in a rotating order."""
-    seconds: list[list[float]] = [[] for _ in metrics]
+def _time_syncs(syncs: Sequence[Sync], repeats: int) -> list[list[float]]:
+    """Seconds per sync, ``[sync][repeat]``, on this rank; the syncs take turns, in a rotating order."""
+    seconds: list[list[float]] = [[] for _ in syncs]
     for repeat in range(repeats):
-        for k in range(len(metrics)):
-            index = (k + repeat) % len(metrics)
+        for k in range(len(syncs)):
+            index = (k + repeat) % len(syncs)
             dist.barrier()
             start = time.perf_counter()
-            _sync_once(metrics[index])
+            syncs[index]()
             seconds[index].append(time.perf_counter() - start)
     return seconds
 
 
 def _measure_rank(world_size: int, repeats: int, warmup: int, num_classes: int) -> list[dict[str, Any]] | None:
     """Run the benchmark on this rank of an initialised group; rank 0 returns the rows as dicts, others None."""
-    pairs = _metric_pairs(num_classes, dist.get_rank())
-    metrics = [metric for _, ours, theirs in pairs for metric in (ours, theirs)]
-    counts = [_count_collectives(metric) for metric in metrics]
-    _time_syncs(metrics, warmup)
-    local = _time_syncs(metrics, repeats)
+    pairs = _sync_pairs(num_classes, dist.get_rank())
+    syncs = [sync for _, ours, theirs in pairs for sync in (ours, theirs)]
+    counts = [_count_collectives(sync) for sync in syncs]
+    _time_syncs(syncs, warmup)
+    local = _time_syncs(syncs, repeats)
     gathered: list[Any] = [None] * world_size
     dist.all_gather_object(gathered, local)
     if dist.get_rank() != 0:
         return None
     medians = [
         statistics.median(max(rank_seconds[index][r] for rank_seconds in gathered) for r in range(repeats)) * 1e6
-        for index in range(len(metrics))
+        for index in range(len(syncs))
     ]
     return [
         asdict(SyncRow(world_size, name, medians[2 * k], medians[2 * k + 1], counts[2 * k], counts[2 * k + 1]))
@@ -211,7 +241,7 @@ def run_sync_benchmark(
         timeout: seconds allowed for each world size before its ranks are killed and ``TimeoutError`` is raised.
 
     Returns:
-        Two rows (binary, multiclass) per world size, in order.
+        Three rows (binary, multiclass, collection of 3) per world size, in order.
     """
     if not isinstance(world_sizes, Sequence) or not world_sizes:
         raise TypeError(f"Expected `world_sizes` to be a non-empty sequence of ints, but got {world_sizes!r}.")
@@ -274,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps([{**asdict(row), "ratio": row.ratio} for row in rows], indent=2))
         return 0
     print(
-        f"sync = metric.sync(); metric.unsync(), median of {args.repeats} over the slowest rank; gloo on 127.0.0.1, "
+        "sync = metric.sync(); metric.unsync() (collection: hingemetrics in one hm.synced block, torchmetrics one "
+        f"metric after the other), median of {args.repeats} over the slowest rank; gloo on 127.0.0.1, "
         f"torch {torch.__version__}, torchmetrics {torchmetrics.__version__}, {os.cpu_count()} CPUs"
     )
     print(format_table(rows))
