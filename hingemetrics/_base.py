@@ -72,6 +72,19 @@ def _sum_over_ranks(packed: Tensor, group: Any | None) -> Tensor:
     return packed
 
 
+def sum_states_over_ranks(metrics: Sequence[Metric], group: Any | None) -> None:
+    """Replace every state of every metric by its sum over the ranks of ``group``, with one ``all_reduce`` in all.
+
+    The states (tensors reduced by summation, on one device) are packed into one tensor in order, summed, and
+    unpacked into new tensors; the old ones are left untouched, so a caller may keep them to restore later.
+    """
+    names = [(metric, name) for metric in metrics for name in metric._defaults]
+    states = [_summed_tensor_state(name, getattr(metric, name), metric._reductions[name]) for metric, name in names]
+    total = _sum_over_ranks(_pack(states), group)
+    for (metric, name), value in zip(names, _unpack(total, states), strict=True):
+        setattr(metric, name, value)
+
+
 #: torchmetrics' bookkeeping that ``forward`` changes on its way, restored when the batch raises.
 _FORWARD_FLAGS = (
     "_update_count",
@@ -238,11 +251,7 @@ class SumStateMetric(Metric):
         if dist_sync_fn is not gather_all_tensors:
             super()._sync_dist(dist_sync_fn, process_group)
             return
-        names = list(self._defaults)
-        states = [_summed_tensor_state(name, getattr(self, name), self._reductions[name]) for name in names]
-        total = _sum_over_ranks(_pack(states), process_group or self.process_group)
-        for name, value in zip(names, _unpack(total, states), strict=True):
-            setattr(self, name, value)
+        sum_states_over_ranks([self], process_group or self.process_group)
 
     def _wrap_compute(self, compute: Callable) -> Callable:
         """Wrap ``compute`` as torchmetrics does, and let it run on states that ``sync()`` has already summed.

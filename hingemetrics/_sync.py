@@ -7,11 +7,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
-from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities.distributed import gather_all_tensors
 
-from hingemetrics._base import SumStateMetric, _pack, _sum_over_ranks, _summed_tensor_state, _unpack
+from hingemetrics._base import SumStateMetric, sum_states_over_ranks
 
 __all__ = ["synced"]
 
@@ -110,12 +109,8 @@ def _buckets(metrics: list[SumStateMetric], process_group: Any | None) -> list[t
 
 def _sync_bucket(metrics: list[SumStateMetric], group: Any | None) -> None:
     """One ``all_reduce`` for the states of ``metrics``; each keeps its local states for ``unsync()``."""
-    states: list[Tensor] = []
-    for metric in metrics:
-        states += [_summed_tensor_state(n, getattr(metric, n), metric._reductions[n]) for n in metric._defaults]
-    pieces = iter(_unpack(_sum_over_ranks(_pack(states), group), states))
-    for metric in metrics:
-        metric._cache = metric._copy_state_dict()
-        for name in metric._defaults:
-            setattr(metric, name, next(pieces))
+    caches = [metric._copy_state_dict() for metric in metrics]
+    sum_states_over_ranks(metrics, group)
+    for metric, cache in zip(metrics, caches, strict=True):
+        metric._cache = cache
         metric._is_synced = True
