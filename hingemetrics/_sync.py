@@ -61,11 +61,14 @@ def synced(*metrics: Metric | MetricCollection, process_group: Any | None = None
         yield
         return
     done: list[SumStateMetric] = []
+    packed: list[SumStateMetric] = []
     try:
-        to_sync = [m for m in members if m._to_sync]
-        packed = [m for m in to_sync if m.dist_sync_fn in (None, gather_all_tensors)]
-        for metric in to_sync:
-            if metric.dist_sync_fn not in (None, gather_all_tensors):
+        for metric in members:
+            if not metric._to_sync:
+                continue
+            if metric.dist_sync_fn in (None, gather_all_tensors):
+                packed.append(metric)
+            else:
                 metric.sync(metric.dist_sync_fn, process_group if process_group is not None else metric.process_group)
                 done.append(metric)
         for group, bucket in _buckets(packed, process_group):

@@ -388,3 +388,11 @@ def test_synced_honours_a_user_dist_sync_fn_and_refuses_a_synced_metric(dist_run
             "synced: call its `unsync()` first, or leave it out."
         )
     _expect(binary, values, _union(plan["cases"]["binary"]["shards"]))
+
+
+def test_synced_leaves_a_metric_made_with_sync_on_compute_false_local(dist_run):
+    _, plan, results = dist_run
+    binary = next(c for c in CASES if c.name == "binary")
+    for rank, r in enumerate(_together(results)):
+        expected = _single(binary, plan["cases"]["binary"]["shards"][rank]).compute()
+        torch.testing.assert_close(r["local_only"], expected, rtol=1e-12, atol=0, equal_nan=True, msg=f"rank {rank}")

@@ -273,8 +273,10 @@ def _synced_together(plan: dict[str, Any], rank: int) -> dict[str, Any]:
     gather = CountingGather()
     custom = _feed(case_named("binary").make(), plan["cases"]["binary"]["shards"][rank])
     custom.dist_sync_fn = gather
-    with hm.synced(custom):
+    local_only = _feed(hm.BinaryHingeLoss(sync_on_compute=False), plan["cases"]["binary"]["shards"][rank])
+    with hm.synced(custom, local_only):
         custom_value = custom.compute()
+        local_only_value = local_only.compute()
     custom.sync()
     try:
         with hm.synced(custom):
@@ -289,6 +291,7 @@ def _synced_together(plan: dict[str, Any], rank: int) -> dict[str, Any]:
         "inside": inside,
         "after": after,
         "custom": (custom_value, gather.calls),
+        "local_only": local_only_value,
         "refused": refused,
     }
 
