@@ -258,12 +258,17 @@ def _world_references(plan: dict[str, Any], rank: int) -> tuple[int, int]:
     return before, sys.getrefcount(world_group)
 
 
+def _torchmetrics_baseline(rank: int) -> Any:
+    """torchmetrics' own BinaryHingeLoss with ``rank + 1`` samples: its sync shows what torchmetrics issues."""
+    baseline = torchmetrics.classification.BinaryHingeLoss()
+    baseline.update(torch.rand(rank + 1), torch.ones(rank + 1, dtype=torch.long))
+    return baseline
+
+
 def _synced_together(plan: dict[str, Any], rank: int) -> dict[str, Any]:
     """Every case's metric in one MetricCollection, with a torchmetrics metric beside them, under ``hm.synced``."""
     metrics = {name: _feed(case_named(name).make(), data["shards"][rank]) for name, data in plan["cases"].items()}
-    baseline = torchmetrics.classification.BinaryHingeLoss()
-    baseline.update(torch.rand(rank + 1), torch.ones(rank + 1, dtype=torch.long))
-    collection = MetricCollection({**metrics, "torchmetrics": baseline}, compute_groups=False)
+    collection = MetricCollection({**metrics, "torchmetrics": _torchmetrics_baseline(rank)}, compute_groups=False)
     local = {name: _states(metric) for name, metric in metrics.items()}
     with CollectiveLog() as log, hm.synced(collection):
         values = collection.compute()
@@ -308,8 +313,6 @@ def run_rank(rank: int, world: int, plan: dict[str, Any]) -> dict[str, Any]:
         results["cases"][name] = _sync_paths(case, data, rank, group)
         if accepts_weights(case):
             results["padding"][name] = _padded_run(case, data["dataset"], rank, world)
-    baseline = torchmetrics.classification.BinaryHingeLoss()
-    baseline.update(torch.rand(rank + 1), torch.ones(rank + 1, dtype=torch.long))
-    _, results["torchmetrics_compute_calls"] = _logged(baseline.compute)
+    _, results["torchmetrics_compute_calls"] = _logged(_torchmetrics_baseline(rank).compute)
     results["synced_together"] = _synced_together(plan, rank)
     return results
