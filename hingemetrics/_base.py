@@ -1,7 +1,5 @@
 """The base class of every hingemetrics metric: summed float64 state, a guarded update, one-collective sync."""
 
-from __future__ import annotations
-
 import functools
 import hashlib
 from collections.abc import Callable, Sequence
@@ -179,6 +177,7 @@ class SumStateMetric(Metric):
                 "Move the metric with `metric.to(device)`, or the inputs to its device."
             )
 
+    @torch.jit.unused
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Add the batch to the state and return the metric on this batch alone (differentiable).
 

@@ -1,7 +1,5 @@
 """Stateful hinge-embedding loss: ``torch.nn.HingeEmbeddingLoss`` over a whole stream of batches."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from torch import Tensor

@@ -1,7 +1,5 @@
 """Margin distribution: a fixed-bin histogram of per-sample margins, kept as summed float64 state."""
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple

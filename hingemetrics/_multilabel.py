@@ -1,7 +1,5 @@
 """Stateful multilabel hinge metric."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from torch import Tensor

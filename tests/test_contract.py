@@ -50,7 +50,10 @@ def test_update_split_equals_update_concatenated(case):
     a, b = _batches(case, sizes=(9, 5))
     split = _feed(case.make(), [a, b])
     whole = _feed(case.make(), [cat_batches([a, b])])
-    np.testing.assert_allclose(_value(split), _value(whole), rtol=1e-12)
+    # float64 sums of the same float32 losses: equal to float64 rounding. A softmax or sigmoid is float32 work whose
+    # vectorised kernels may round a row differently in a batch of another size: equal to float32 rounding.
+    rtol = 1e-6 if case.kwargs.get("normalization") else 1e-12
+    np.testing.assert_allclose(_value(split), _value(whole), rtol=rtol)
 
 
 def test_forward_returns_batch_value_and_accumulates(case):

@@ -28,8 +28,13 @@ def _binary_hinge_check_tensors(
     sample_weight: Tensor | None,
     ignore_index: int | None,
     validate_args: bool,
-) -> None:
-    """Cheap checks always; value checks (labels, NaN, weights) only under ``validate_args``."""
+) -> C.Extrema:
+    """Cheap checks always; value checks (labels, NaN, weights) only under ``validate_args``.
+
+    Returns:
+        The ``(min, max)`` of ``preds`` read by the value checks, or None without them (or for an empty batch):
+        the update takes it as ``score_extrema``.
+    """
     C.check_float_preds(preds)
     C.check_target_dtype(target)
     C.check_same_shape(preds, target)
@@ -37,7 +42,8 @@ def _binary_hinge_check_tensors(
         C.check_weight_shape(sample_weight, target.shape)
     C.check_same_device(preds=preds, target=target, sample_weight=sample_weight)
     if validate_args:
-        C.check_binary_values(preds, target, sample_weight, ignore_index)
+        return C.check_binary_values(preds, target, sample_weight, ignore_index)
+    return None
 
 
 def _binary_hinge_update(
@@ -49,14 +55,17 @@ def _binary_hinge_update(
     ignore_index: int | None,
     normalization: str | None,
     sample_weight: Tensor | None,
+    score_extrema: C.Extrema = None,
 ) -> tuple[Tensor, Tensor]:
     """Summed statistics of one batch: ``(sum of w * loss, sum of w)``, both float64 scalars.
 
     The target is read as positive where it is > 0 and negative elsewhere, so {0, 1}, {-1, 1} and bool targets
-    share one code path; elements whose target equals ``ignore_index`` get weight 0.
+    share one code path; elements whose target equals ``ignore_index`` get weight 0. ``score_extrema``, the
+    ``(min, max)`` of all of ``preds`` as the value checks read it, settles ``"auto"`` on the host; without it (or
+    with ``ignore_index``, where only the counted scores decide) ``"auto"`` is decided on the device.
     """
-    if ignore_index is None:  # after a value check of these very scores, "auto" is already decided
-        normalization = settle_auto(normalization, C.recall_score_extrema(preds), "sigmoid")
+    if ignore_index is None:
+        normalization = settle_auto(normalization, score_extrema, "sigmoid")
     return binary_hinge_sums(
         as_scores(preds).reshape(-1),
         target.reshape(-1),
@@ -175,7 +184,7 @@ def binary_hinge_loss(
         tensor(0.1250, dtype=torch.float64)
     """
     C.check_binary_args(squared, ignore_index, validate_args, margin, normalization)
-    _binary_hinge_check_tensors(preds, target, sample_weight, ignore_index, validate_args)
+    extrema = _binary_hinge_check_tensors(preds, target, sample_weight, ignore_index, validate_args)
     stats = _binary_hinge_update(
         preds,
         target,
@@ -184,5 +193,6 @@ def binary_hinge_loss(
         ignore_index=ignore_index,
         normalization=normalization,
         sample_weight=sample_weight,
+        score_extrema=extrema,
     )
     return hinge_compute(*stats)

@@ -23,10 +23,6 @@ from hingemetrics.functional._common import (
 
 __all__ = ["multiclass_hinge_loss"]
 
-#: Multiclass chunks are this many times the usual size on the CPU: a chunk takes some twenty operations, several
-#: of them per row, whose fixed cost is spread over more rows.
-MULTICLASS_CPU_SCALE = 4
-
 
 def _is_one_hot(preds: Tensor, target: Tensor) -> bool:
     """Targets with the scores' own shape ``(N, C, ...)`` are one-hot; ``(N, ...)`` are class indices."""
@@ -47,8 +43,13 @@ def _multiclass_hinge_check_tensors(
     num_classes: int,
     ignore_index: int | None,
     validate_args: bool,
-) -> None:
-    """Cheap checks always; value checks (class range, one-hot rows, NaN, weights) only under ``validate_args``."""
+) -> C.Extrema:
+    """Cheap checks always; value checks (class range, one-hot rows, NaN, weights) only under ``validate_args``.
+
+    Returns:
+        The ``(min, max)`` of ``preds`` read by the value checks, or None without them (or for an empty batch):
+        the update takes it as ``score_extrema``.
+    """
     C.check_float_preds(preds)
     C.check_target_dtype(target)
     if preds.dim() < 1 or preds.shape[1 if preds.dim() > 1 else 0] != num_classes:
@@ -67,7 +68,8 @@ def _multiclass_hinge_check_tensors(
     C.check_same_device(preds=preds, target=target, sample_weight=sample_weight)
     if validate_args:
         explain = _check_one_hot_values if _is_one_hot(preds, target) else None
-        C.check_class_values(preds, target, sample_weight, num_classes, ignore_index, explain)
+        return C.check_class_values(preds, target, sample_weight, num_classes, ignore_index, explain)
+    return None
 
 
 def _check_one_hot_values(target: Tensor) -> None:
@@ -96,14 +98,17 @@ def _multiclass_hinge_update(
     ignore_index: int | None,
     normalization: str | None,
     sample_weight: Tensor | None,
+    score_extrema: C.Extrema = None,
 ) -> tuple[Tensor, Tensor]:
     """Summed statistics of one batch: ``(sum of w * loss, sum of w)`` in float64.
 
     The loss sum is a scalar, or ``(C,)`` for one-vs-all; the weight total is a scalar. The rows are reduced in
     chunks (see :func:`~hingemetrics.functional._common.chunk_rows`) and nothing is read back to the host.
+    ``score_extrema``, the ``(min, max)`` of all of ``preds`` as the value checks read it, settles ``"auto"`` on
+    the host, unless ``ignore_index`` leaves some rows out of the decision.
     """
-    if ignore_index is None or _is_one_hot(preds, target):  # after a value check of these very scores
-        normalization = settle_auto(normalization, C.recall_score_extrema(preds), "softmax")
+    if ignore_index is None or _is_one_hot(preds, target):
+        normalization = settle_auto(normalization, score_extrema, "softmax")
     if preds.dim() == 1:  # a single sample: (C,) scores and a 0-d target
         preds, target = preds.unsqueeze(0), target.unsqueeze(0)
     one_hot = _is_one_hot(preds, target)
@@ -142,7 +147,6 @@ def _multiclass_hinge_update(
         scores.device,
         loss_shape,
         weight_shape,
-        cpu_scale=MULTICLASS_CPU_SCALE,
     )
     return (loss_sum / num_classes if multiclass_mode == "weston-watkins" else loss_sum), weight_sum
 
@@ -267,7 +271,7 @@ def multiclass_hinge_loss(
         tensor([0.8750, 1.1250, 1.1000], dtype=torch.float64)
     """
     C.check_multiclass_args(num_classes, squared, multiclass_mode, ignore_index, validate_args, margin, normalization)
-    _multiclass_hinge_check_tensors(preds, target, sample_weight, num_classes, ignore_index, validate_args)
+    extrema = _multiclass_hinge_check_tensors(preds, target, sample_weight, num_classes, ignore_index, validate_args)
     stats = _multiclass_hinge_update(
         preds,
         target,
@@ -278,5 +282,6 @@ def multiclass_hinge_loss(
         ignore_index=ignore_index,
         normalization=normalization,
         sample_weight=sample_weight,
+        score_extrema=extrema,
     )
     return hinge_compute(*stats)
