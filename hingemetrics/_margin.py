@@ -2,6 +2,7 @@
 
 import math
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import torch
@@ -12,7 +13,7 @@ from hingemetrics._base import SumStateMetric
 from hingemetrics._plot import plot_histogram
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._binary import _binary_hinge_check_tensors
-from hingemetrics.functional._common import STAT_DTYPE, as_scores
+from hingemetrics.functional._common import STAT_DTYPE, Block, add_up, as_scores, index_blocks, take
 from hingemetrics.functional._multiclass import _is_one_hot, _multiclass_hinge_check_tensors, true_and_rival
 
 __all__ = ["MarginDistribution", "MarginHistogram"]
@@ -57,20 +58,24 @@ def _check_range(value: Any) -> tuple[float, float]:
     return low, high
 
 
-def binary_margins(scores: Tensor, target: Tensor) -> Tensor:
-    """``y * s`` in float64, flattened, with ``y = +1`` where the target is 1 (or True) and ``-1`` elsewhere."""
-    signed = as_scores(scores).to(STAT_DTYPE).reshape(-1)
-    return torch.where(target.reshape(-1) > 0, signed, -signed)
+def binary_margins(scores: Tensor, target: Tensor, block: Block) -> Tensor:
+    """``y * s`` in float64 for one block of ``(N, ...)`` scores, flattened.
+
+    ``y = +1`` where the target is 1 (or True) and ``-1`` elsewhere.
+    """
+    signed = as_scores(take(scores, block, False)).to(STAT_DTYPE)
+    return torch.where(take(target, block, False) > 0, signed, -signed)
 
 
-def multiclass_margins(scores: Tensor, target: Tensor, num_classes: int) -> Tensor:
-    """``s_y - max_{j != y} s_j`` in float64 for ``(N, C, ...)`` scores and index or one-hot targets, flattened."""
-    if scores.dim() == 1:  # a single sample: (C,) scores and a 0-d target
-        scores, target = scores.unsqueeze(0), target.unsqueeze(0)
-    labels = (target.argmax(1) if _is_one_hot(scores, target) else target).reshape(-1, 1).long()
-    rows = as_scores(scores).to(STAT_DTYPE).movedim(1, -1).reshape(-1, num_classes)
-    true_score, rival = true_and_rival(rows, labels)
-    return true_score - rival
+def multiclass_margins(scores: Tensor, target: Tensor, block: Block) -> Tensor:
+    """``s_y - max_{j != y} s_j`` in float64 for one block of ``(N, C, ...)`` scores and index or one-hot targets.
+
+    Both scores are selected exactly in the scores' dtype; only the ``(B,)`` difference is float64.
+    """
+    one_hot = _is_one_hot(scores, target)
+    labels = take(target, block, True).argmax(1) if one_hot else take(target, block, False).long()
+    true_score, rival = true_and_rival(as_scores(take(scores, block, True)), labels.unsqueeze(1))
+    return true_score.to(STAT_DTYPE) - rival.to(STAT_DTYPE)
 
 
 class MarginDistribution(SumStateMetric):
@@ -169,21 +174,30 @@ class MarginDistribution(SumStateMetric):
     def _batch_statistics(self, preds: Tensor, target: Tensor) -> tuple[Tensor, ...]:
         if self.num_classes is None:
             _binary_hinge_check_tensors(preds, target, None, None, self.validate_args)
-            margins = binary_margins(preds, target)
         else:
             _multiclass_hinge_check_tensors(preds, target, None, self.num_classes, None, self.validate_args)
-            margins = multiclass_margins(preds, target, self.num_classes)
-        counted = ~margins.isnan()
-        # bucketize on the inner edges puts values below the range in bin 0 and values above it in the last bin
-        index = torch.bucketize(margins, self._edges(margins.device)[1:-1], right=True)
-        ones = counted.to(STAT_DTYPE)
-        counts = torch.zeros(self.bins, dtype=STAT_DTYPE, device=margins.device).index_add_(0, index, ones)
-        return (
-            counts,
-            (margins < 0).sum(dtype=STAT_DTYPE),
-            (margins < self.margin).sum(dtype=STAT_DTYPE),
-            ones.sum(),
-        )
+        if preds.dim() == (0 if self.num_classes is None else 1):  # one sample: a batch of one
+            preds, target = preds.unsqueeze(0), target.unsqueeze(0)
+        if self.num_classes is None:
+            blocks = index_blocks(preds.shape, 1, preds.device)
+            margins_of = partial(binary_margins, preds, target)
+        else:
+            if target.dtype == torch.bool:
+                target = target.view(torch.uint8)  # the same bytes, as numbers: argmax takes no bool
+            blocks = index_blocks(preds.shape[:1] + preds.shape[2:], self.num_classes, preds.device)
+            margins_of = partial(multiclass_margins, preds, target)
+        inner_edges = self._edges(preds.device)[1:-1]
+        counts = torch.zeros(self.bins, dtype=STAT_DTYPE, device=preds.device)
+        sums = []
+        for block in blocks:  # one chunk of margins at a time: no temporary of the batch's size
+            margins = margins_of(block)
+            counted = (~margins.isnan()).to(STAT_DTYPE)
+            # bucketize on the inner edges puts values below the range in bin 0 and values above it in the last bin
+            counts.index_add_(0, torch.bucketize(margins, inner_edges, right=True), counted)
+            below = torch.stack([(margins < 0).sum(dtype=STAT_DTYPE), (margins < self.margin).sum(dtype=STAT_DTYPE)])
+            sums.append(torch.cat([below, counted.sum().reshape(1)]))
+        totals = add_up(sums, torch.Size((3,)), preds.device)
+        return counts, totals[0], totals[1], totals[2]
 
     def compute(self) -> MarginHistogram:
         """The histogram and the fractions since the last reset; see :class:`MarginHistogram`."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from hingemetrics.benchmark import memory
 from hingemetrics.benchmark import update as bench
 
 
@@ -155,3 +156,56 @@ def test_busy_core_keeps_another_process_spinning_for_the_block_only():
 def test_a_busy_core_run_says_so(capsys):
     assert bench.main(["--quick", "--json", "--repeats", "1", "--warmup", "0", "--case", "binary", "--busy-core"]) == 0
     assert json.loads(capsys.readouterr().out)["settings"]["busy_core"] is True
+
+
+# ----------------------------------------------------------------------------------------------- memory mode
+def test_every_memory_case_stays_within_a_quarter_of_its_preds():
+    """Every metric, option and layout, validation on and off, on ~2 million elements (about 60 chunks): the peak
+    temporary memory of an update is at most a quarter of the bytes of ``preds``. Memory does not depend on the
+    machine's load, so this is a plain assertion, not a timing."""
+    rows = memory.run_memory_benchmark(quick=True)
+    assert sorted((row.case, row.validate_args) for row in rows) == sorted(
+        (case.name, validate) for case in memory.memory_cases() for validate in (True, False)
+    )
+    for row in rows:
+        assert row.preds_elements >= 1_900_000, row.case
+        assert row.peak_bytes is not None and row.peak_bytes > 0, row.case
+        assert row.peak_bytes <= memory.BOUND * row.preds_bytes, (row.case, row.validate_args, row.ratio)
+
+
+def test_the_memory_cases_cover_every_metric_option_and_layout():
+    names = [case.name for case in memory.memory_cases()]
+    for mode in ("crammer-singer", "one-vs-all", "weston-watkins"):
+        for layout in memory.LAYOUTS:
+            assert f"multiclass {mode}, {layout}" in names
+    for name in ("binary", "binary, ignore_index", "binary, weights", "binary, float16", "binary, bfloat16"):
+        assert name in names
+    for name in ("multilabel (N, L)", "multilabel (N, L, H, W)", "HingeEmbeddingLoss"):
+        assert name in names
+    assert {"MarginDistribution binary", "MarginDistribution multiclass"} <= set(names)
+    layouts = {
+        "(N, C, H, W)": lambda p: p.dim() == 4 and p.is_contiguous(),
+        "channels_last": lambda p: p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous(),
+        "transposed (N, C) view": lambda p: p.dim() == 2 and not p.is_contiguous() and p.T.is_contiguous(),
+    }
+    for case in memory.memory_cases():
+        preds = case.draw(torch.Generator().manual_seed(0), 40_000)["preds"]
+        for layout, holds in layouts.items():
+            if case.name.endswith(layout):
+                assert holds(preds), case.name
+
+
+def test_the_memory_table_and_its_exit_status(capsys, monkeypatch):
+    assert bench.main(["--memory", "--quick", "--case", "HingeEmbeddingLoss"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:3] == ["case", "elements", "preds"]
+    row = next(line for line in lines if line.startswith("HingeEmbeddingLoss"))
+    assert row.split()[-1] == "pass" and row.split().count("pass") == 2
+    assert lines[-1].startswith("bound: 0.25x the bytes of preds")
+    monkeypatch.setattr(memory, "BOUND", 1e-9)  # a bound nothing meets: the row fails and the status says so
+    assert bench.main(["--memory", "--quick", "--json", "--case", "HingeEmbeddingLoss"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"]["bound"] == 1e-9
+    assert [(r["validate_args"], r["passed"]) for r in report["rows"]] == [(True, False), (False, False)]
+    for r in report["rows"]:
+        assert r["ratio"] == pytest.approx(r["peak_bytes"] / r["preds_bytes"])

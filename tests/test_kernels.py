@@ -17,7 +17,7 @@ from hingemetrics.benchmark.update import peak_temporary_bytes
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional import _common, binary_hinge_loss, multiclass_hinge_loss, multilabel_hinge_loss
 from hingemetrics.functional._binary import _binary_hinge_check_tensors, _binary_hinge_update
-from hingemetrics.functional._common import chunk_rows, outside_unit_interval
+from hingemetrics.functional._common import chunk_rows, index_blocks, outside_unit_interval, take
 from hingemetrics.functional._multiclass import _multiclass_hinge_check_tensors
 from tests import reference as ref
 from tests.cases import CASES, cat_batches
@@ -109,11 +109,21 @@ def test_auto_decides_once_for_the_whole_batch_not_per_chunk(tiny_chunks):
 )
 def test_outside_unit_interval(values, valid, expected, tiny_chunks):
     scores = torch.tensor(values)
-    mask = None if valid is None else torch.tensor(valid)
-    assert bool(outside_unit_interval(scores, mask)) is expected
-    if valid is not None:  # whole rows masked at once
-        rows = scores.reshape(-1, 1).expand(-1, 3)
-        assert bool(outside_unit_interval(rows, mask)) is expected
+    if valid is None:
+        assert bool(outside_unit_interval(scores)) is expected
+        return
+    mask, cpu = torch.tensor(valid), torch.device("cpu")
+
+    def counted(block):
+        return torch.where(take(mask, block, False), take(scores, block, False), 0.5)
+
+    assert bool(outside_unit_interval(scores, index_blocks(scores.shape, 1, cpu), counted)) is expected
+    rows = scores.reshape(-1, 1).expand(-1, 3)  # whole rows masked at once
+
+    def counted_rows(block):
+        return torch.where(take(mask, block, False).unsqueeze(1), take(rows, block, True), 0.5)
+
+    assert bool(outside_unit_interval(rows, index_blocks(rows.shape[:1], 3, cpu), counted_rows)) is expected
 
 
 # --------------------------------------------------------------------------------------- softmax, done sparingly

@@ -17,7 +17,8 @@ Before timing, each case checks that the two agree on the batch's value. The pea
 ``update`` (bytes allocated beyond what existed before it) is measured too, and shown as a multiple of the input's
 size: on the CPU with the profiler's allocation events, on CUDA with the allocator's peak statistics.
 
-Run it with ``python -m hingemetrics.benchmark`` (``--help`` for the options).
+Run it with ``python -m hingemetrics.benchmark`` (``--help`` for the options). ``--memory`` measures the temporary
+memory of every metric, option and input layout instead, against a bound (:mod:`hingemetrics.benchmark.memory`).
 """
 
 from __future__ import annotations
@@ -550,12 +551,38 @@ def _parser() -> argparse.ArgumentParser:
         help="keep one CPU core busy with another process while timing (a machine shared with other work)",
     )
     parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="measure the temporary memory of one update instead, for every metric, option and input layout, "
+        "against the bound of 0.25x the bytes of preds (exit status 1 when a row exceeds it)",
+    )
+    parser.add_argument(
         "--sync",
         action="store_true",
         help="run the sync-latency benchmark instead; the other arguments go to it "
         "(python -m hingemetrics.benchmark.sync --help)",
     )
     return parser
+
+
+def _memory_main(args: argparse.Namespace) -> int:
+    """The ``--memory`` run: one table (or JSON) of the peak temporary memory of every memory case."""
+    from hingemetrics.benchmark import memory  # it imports this module
+
+    progress = None if args.json else (lambda name: print(f"  measuring: {name}", file=sys.stderr, flush=True))
+    rows = memory.run_memory_benchmark(args.device, args.quick, args.case, progress)
+    if args.json:
+        settings = {"device": args.device, "quick": args.quick, "bound": memory.BOUND}
+        print(json.dumps({"machine": machine(), "settings": settings, "rows": [r.as_dict() for r in rows]}, indent=2))
+    else:
+        info = machine()
+        print(
+            f"hingemetrics {info['hingemetrics']}: peak temporary memory of one update beyond its inputs, on "
+            f"{args.device}, torch {info['torch']}"
+        )
+        print(memory.format_memory_table(rows, markdown=args.markdown))
+        print(memory.summary(rows))
+    return 0 if all(row.passed is not False for row in rows) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -565,7 +592,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: command-line arguments without the program name; ``sys.argv[1:]`` when None.
 
     Returns:
-        0 on success, 2 for bad arguments or a device that is not there.
+        0 on success, 2 for bad arguments or a device that is not there; with ``--memory``, 1 when a case exceeds
+        the memory bound.
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     if "--sync" in args_list:
@@ -584,6 +612,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     torch.set_num_threads(args.threads)
+    if args.memory:
+        return _memory_main(args)
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 15)
     progress = None if args.json else (lambda name: print(f"  running: {name}", file=sys.stderr, flush=True))
     with busy_core(args.busy_core):

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._common import (
+    Block,
     as_scores,
     column_sums,
     hinge_compute,
     hinge_transform_,
+    index_blocks,
+    loss_dtype,
     outside_unit_interval,
-    per_element_weights,
     settle_auto,
     squash,
-    sum_over_chunks,
+    sum_over_blocks,
+    take,
+    take_weight,
     weighted_sums,
 )
 
@@ -66,10 +73,14 @@ def _binary_hinge_update(
     """
     if ignore_index is None:
         normalization = settle_auto(normalization, score_extrema, "sigmoid")
+    if preds.dim() == 0:  # one score: a batch of one
+        preds, target = preds.reshape(1), target.reshape(1)
+        sample_weight = None if sample_weight is None else sample_weight.reshape(1)
     return binary_hinge_sums(
-        as_scores(preds).reshape(-1),
-        target.reshape(-1),
-        per_element_weights(sample_weight, target.shape),
+        preds,
+        target,
+        sample_weight,
+        labels_on_dim1=False,
         margin=margin,
         squared=squared,
         ignore_index=ignore_index,
@@ -82,45 +93,71 @@ def binary_hinge_sums(
     labels: Tensor,
     weight: Tensor | None,
     *,
+    labels_on_dim1: bool,
     margin: float,
     squared: bool,
     ignore_index: int | None,
     normalization: str | None,
 ) -> tuple[Tensor, Tensor]:
-    """Weighted binary hinge sums of ``(M,)`` or ``(M, K)`` scores, in chunks of rows, without host reads.
+    """Weighted binary hinge sums of ``(N, ...)`` scores, or per label of ``(N, L, ...)``, in chunks, no host reads.
 
     Args:
-        scores: ``(M,)`` or ``(M, K)`` float scores (K labels, each summed separately).
+        scores: ``(N, ...)`` float scores, every element its own binary problem; with ``labels_on_dim1``,
+            ``(N, L, ...)`` scores whose L labels are summed separately. Any layout: the chunks are taken from the
+            tensors as they are (:func:`~hingemetrics.functional._common.take`), never from a full-size copy.
         labels: targets shaped like ``scores``: positive where > 0 (1, or True), negative elsewhere (0 or -1).
-        weight: non-negative weights shaped like ``scores``, or None.
+        weight: non-negative weights shaped like ``scores``, or ``(N,)`` for one weight per sample, or None.
+        labels_on_dim1: whether dimension 1 holds labels that are summed separately.
         margin: the margin.
         squared: square each element loss.
         ignore_index: label value whose elements count in neither sum.
         normalization: ``None``, ``"sigmoid"`` or ``"auto"`` (decided once over the whole batch).
 
     Returns:
-        ``(sum of w * loss, sum of w)`` in float64: scalars for ``(M,)`` scores; for ``(M, K)`` the loss sum is
-        ``(K,)`` and the weight total is ``(K,)``, or a scalar when neither ``weight`` nor ``ignore_index`` is given.
+        ``(sum of w * loss, sum of w)`` in float64: scalars; with ``labels_on_dim1`` the loss sum is ``(L,)`` and
+        the weight total is ``(L,)``, or a scalar when neither ``weight`` nor ``ignore_index`` is given.
+
+    The element losses are float32 for float32 (or half) scores, unless they are squared or the margin is beyond
+    float32's range, where they are float64 (:func:`~hingemetrics.functional._common.loss_dtype`); a weight
+    multiplies a loss in float64. The same element has the same loss with or without weights.
     """
     device = scores.device
-    valid = None if ignore_index is None else labels != ignore_index
-    outside = outside_unit_interval(scores, valid) if normalization == "auto" else None
+    columns = labels_on_dim1
+    index_shape = scores.shape[:1] + scores.shape[2:] if columns else scores.shape
+    blocks = index_blocks(index_shape, scores.shape[1] if columns else 1, device)
     if labels.dtype == torch.bool:
         labels = labels.view(torch.uint8)  # the same bytes, as numbers
-    margin_tensor = torch.full((), margin, dtype=scores.dtype, device=device)
-    per_element = valid is not None or weight is not None
+    outside = None
+    if normalization == "auto":
+        counted = None if ignore_index is None else _counted_scores(scores, labels, columns, ignore_index)
+        outside = outside_unit_interval(scores, blocks, counted)
+    dtype = loss_dtype(scores.dtype, margin, widen=squared)
+    margin_tensor = torch.full((), margin, dtype=dtype, device=device)
+    per_element = ignore_index is not None or weight is not None
 
-    def chunk_sums(rows: slice) -> tuple[Tensor, Tensor | None]:
-        chunk = squash(scores[rows], normalization, outside, dim=None)
-        sign = _label_signs(labels[rows], chunk.dtype)
+    def block_sums(block: Block) -> tuple[Tensor, Tensor | None]:
+        chunk_labels = take(labels, block, columns)
+        chunk = squash(as_scores(take(scores, block, columns)).to(dtype), normalization, outside, dim=None)
+        sign = _label_signs(chunk_labels, dtype)
         loss = hinge_transform_(torch.addcmul(margin_tensor, sign, chunk, value=-1), squared)
         if not per_element:
             return column_sums(loss), None
-        return weighted_sums(loss, None if valid is None else valid[rows], None if weight is None else weight[rows])
+        valid = None if ignore_index is None else chunk_labels != ignore_index
+        chunk_weight = None if weight is None else take_weight(weight, block, index_shape, columns)
+        return weighted_sums(loss, valid, chunk_weight)
 
-    shape = scores.shape[1:]
-    row_size = scores[:1].numel()
-    return sum_over_chunks(chunk_sums, scores.shape[0], row_size, device, shape, shape if per_element else None)
+    shape = scores.shape[1:2] if columns else torch.Size(())
+    count = math.prod(index_shape)
+    return sum_over_blocks(block_sums, blocks, count, device, shape, shape if per_element else None)
+
+
+def _counted_scores(scores: Tensor, labels: Tensor, columns: bool, ignore_index: int) -> Callable[[Block], Tensor]:
+    """``counted(block)``: the block's scores, with 0.5 where the label is ``ignore_index`` (for ``"auto"``)."""
+
+    def counted(block: Block) -> Tensor:
+        return torch.where(take(labels, block, columns) != ignore_index, take(scores, block, columns), 0.5)
+
+    return counted
 
 
 def _label_signs(labels: Tensor, dtype: torch.dtype) -> Tensor:

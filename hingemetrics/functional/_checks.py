@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hingemetrics.functional._common import Block, combine_extrema, extrema, index_blocks, take
+
 __all__: list[str] = []
 
 BINARY_NORMALIZATIONS = (None, "auto", "sigmoid")
@@ -158,57 +160,63 @@ def check_weight_shape(sample_weight: Any, target_shape: torch.Size) -> None:
 Extrema = tuple[float, float] | None
 
 
-def read_extrema(*tensors: Tensor | None) -> list[Extrema]:
-    """The ``(min, max)`` of each tensor, all read back to the host in one transfer.
+def read_extrema(*pairs: Tensor | None) -> list[Extrema]:
+    """Read ``(2,)`` ``[min, max]`` tensors (see :func:`value_range`) back to the host, all in one transfer.
 
-    A NaN anywhere in a floating-point tensor makes both its minimum and maximum NaN. None and empty tensors give
-    None. This is the only synchronisation the fast value checks need: one ``aminmax`` pass per tensor, no
-    temporaries, then one small copy to the host.
+    None (an absent or empty tensor) stays None. This is the only synchronisation the fast value checks need: one
+    pass per tensor that builds no full-size temporary, then one small copy to the host.
     """
-    present = [t for t in tensors if t is not None and t.numel()]
+    present = [pair for pair in pairs if pair is not None]
     if not present:
-        return [None] * len(tensors)
-    stacked = torch.stack([torch.stack(torch.aminmax(t)).to(torch.float64) for t in present])
-    pairs = iter(stacked.tolist())
+        return [None] * len(pairs)
+    values = iter(torch.stack(present).tolist())
     extrema: list[Extrema] = []
-    for t in tensors:
-        if t is not None and t.numel():
-            low, high = next(pairs)
-            extrema.append((low, high))
-        else:
+    for pair in pairs:
+        if pair is None:
             extrema.append(None)
+        else:
+            low, high = next(values)
+            extrema.append((low, high))
     return extrema
 
 
-def _finite(extrema: Extrema) -> bool:
+def value_range(tensor: Tensor | None) -> Tensor | None:
+    """``[min, max]`` of a tensor as a ``(2,)`` float64 tensor on its device, or None for an absent or empty one.
+
+    NaN anywhere makes both NaN. No temporary of the tensor's size is made, whatever its layout.
+    """
+    return None if tensor is None or tensor.numel() == 0 else extrema(tensor)
+
+
+def finite(extrema: Extrema) -> bool:
     return extrema is None or (math.isfinite(extrema[0]) and math.isfinite(extrema[1]))
 
 
-def _within(extrema: Extrema, low: float, high: float) -> bool:
+def within(extrema: Extrema, low: float, high: float) -> bool:
     """Whether every value lies in [low, high]; False when the extrema are NaN."""
     return extrema is None or (extrema[0] >= low and extrema[1] <= high)
 
 
 def check_finite(name: str, value: Tensor) -> None:
     """Require no NaN or infinity (reads the data back to the host)."""
-    if value.is_floating_point() and not _finite(read_extrema(value)[0]):
-        _raise_not_finite(name, value)
+    if value.is_floating_point() and not finite(read_extrema(value_range(value))[0]):
+        raise_not_finite(name, value)
 
 
-def _raise_not_finite(name: str, value: Tensor) -> None:
+def raise_not_finite(name: str, value: Tensor) -> None:
     bad = value[~torch.isfinite(value)].flatten()[0].item()
     raise ValueError(f"Expected `{name}` to hold only finite values, but found {bad}.")
 
 
 def check_weight_values(sample_weight: Tensor) -> None:
     """Require finite, non-negative weights."""
-    _check_weight_extrema(sample_weight, read_extrema(sample_weight)[0])
+    _check_weight_extrema(sample_weight, read_extrema(value_range(sample_weight))[0])
 
 
 def _check_weight_extrema(sample_weight: Tensor, extrema: Extrema) -> None:
-    if not _finite(extrema):
-        _raise_not_finite("sample_weight", sample_weight)
-    if not _within(extrema, 0, math.inf):
+    if not finite(extrema):
+        raise_not_finite("sample_weight", sample_weight)
+    if not within(extrema, 0, math.inf):
         bad = sample_weight[sample_weight < 0].flatten()[0].item()
         raise ValueError(f"Expected `sample_weight` to be non-negative, but found {bad}.")
 
@@ -222,10 +230,48 @@ def check_integral(name: str, target: Tensor) -> None:
             raise ValueError(f"Expected `{name}` to hold whole-number labels, but found {bad}.")
 
 
-def _labels_and_fractions(target: Tensor, ignore_index: int | None, fill: int) -> tuple[Tensor, Tensor | None]:
-    """The target with ``ignore_index`` replaced by an allowed ``fill``, and its fractional parts if it is float."""
-    labels = target if ignore_index is None else torch.where(target == ignore_index, fill, target)
-    return labels, torch.frac(labels) if labels.is_floating_point() else None
+def label_ranges(target: Tensor, ignore_index: int | None, fill: int) -> tuple[Tensor | None, Tensor | None]:
+    """``[min, max]`` of the target with ``ignore_index`` replaced by ``fill``, and of its fractional parts.
+
+    Both are ``(2,)`` float64 tensors on the device: None for an empty target, and no fractional parts (None) for
+    an integer one. Integer targets without ``ignore_index`` take one pass with no temporary; otherwise the
+    replacement and the fractional parts are made one chunk at a time.
+    """
+    if target.numel() == 0:
+        return None, None
+    floating = target.is_floating_point()
+    if ignore_index is None and not floating:
+        return extrema(target), None
+    if target.dim() == 0:
+        target = target.reshape(1)
+
+    def ranges(block: Block) -> Tensor:
+        labels = take(target, block, False)
+        if ignore_index is not None:
+            labels = torch.where(labels == ignore_index, fill, labels)
+        kept = torch.stack(torch.aminmax(labels))
+        if floating:
+            kept = torch.cat([kept, torch.stack(torch.aminmax(torch.frac(labels)))])
+        return kept.to(torch.float64)
+
+    parts = torch.stack([ranges(block) for block in index_blocks(target.shape, 1, target.device)])
+    low, high = parts[:, 0::2].amin(0), parts[:, 1::2].amax(0)
+    kept = torch.stack([low[0], high[0]])
+    return kept, torch.stack([low[1], high[1]]) if floating else None
+
+
+def _row_sum_range(target: Tensor) -> Tensor | None:
+    """``[min, max]`` of the sums of a one-hot ``(N, C, ...)`` target along dimension 1, one chunk at a time.
+
+    A ``(C,)`` target has one sum. None for an empty target.
+    """
+    if target.numel() == 0:
+        return None
+    if target.dim() == 1:
+        return extrema(target.sum().reshape(1))
+    index_shape = target.shape[:1] + target.shape[2:]
+    blocks = index_blocks(index_shape, target.shape[1], target.device)
+    return combine_extrema([extrema(take(target, block, True).sum(1)) for block in blocks])
 
 
 def check_binary_values(
@@ -240,14 +286,17 @@ def check_binary_values(
         The ``(min, max)`` of ``preds`` that the check read (None for an empty batch), for the caller to pass on
         to the update (see :func:`~hingemetrics.functional._common.settle_auto`).
     """
-    labels, fractions = (None, None) if target.dtype == torch.bool else _labels_and_fractions(target, ignore_index, 1)
-    scores, kept, fraction, weights = read_extrema(preds, labels, fractions, sample_weight)
-    if not _finite(scores):
-        _raise_not_finite("preds", preds)
-    if labels is not None:
-        ok = _within(kept, -1, 1) and _within(fraction, 0, 0)
-        if ok and kept is not None and kept[0] < 0:  # {-1, 1}: a 0 would mix the two conventions
-            ok = not bool((labels == 0).any())
+    kept_range, fraction_range = (None, None) if target.dtype == torch.bool else label_ranges(target, ignore_index, 1)
+    scores, kept, fraction, weights = read_extrema(
+        value_range(preds), kept_range, fraction_range, value_range(sample_weight)
+    )
+    if not finite(scores):
+        raise_not_finite("preds", preds)
+    if kept_range is not None:
+        ok = within(kept, -1, 1) and within(fraction, 0, 0)
+        if ok and kept is not None and kept[0] < 0 and ignore_index != 0:
+            # {-1, 1}: a 0 would mix the two conventions (counting needs no temporary; ignored values are not 0)
+            ok = int(torch.count_nonzero(target)) == target.numel()
         if not ok:
             check_binary_target_values(target, ignore_index)
     if sample_weight is not None:
@@ -273,17 +322,19 @@ def check_class_values(
         The ``(min, max)`` of ``preds`` that the check read (None for an empty batch).
     """
     if explain_one_hot is not None:
-        labels, fractions = _labels_and_fractions(target, None, 0)
-        per_row = target.sum(1) if target.dim() > 1 else target.sum().reshape(1)
+        kept_range, fraction_range = label_ranges(target, None, 0)
+        rows_range = _row_sum_range(target)
         high = 1
     else:
-        labels, fractions = _labels_and_fractions(target, ignore_index, 0)
-        per_row = None
+        kept_range, fraction_range = label_ranges(target, ignore_index, 0)
+        rows_range = None
         high = num_classes - 1
-    scores, kept, fraction, rows, weights = read_extrema(preds, labels, fractions, per_row, sample_weight)
-    if not _finite(scores):
-        _raise_not_finite("preds", preds)
-    labels_ok = _within(kept, 0, high) and _within(fraction, 0, 0) and _within(rows, 1, 1)
+    scores, kept, fraction, rows, weights = read_extrema(
+        value_range(preds), kept_range, fraction_range, rows_range, value_range(sample_weight)
+    )
+    if not finite(scores):
+        raise_not_finite("preds", preds)
+    labels_ok = within(kept, 0, high) and within(fraction, 0, 0) and within(rows, 1, 1)
     if not labels_ok:
         if explain_one_hot is not None:
             explain_one_hot(target)

@@ -5,19 +5,30 @@ Nothing here reads tensor data back to the host or branches on it, so these help
 ``"auto"`` normalization) stay on the device as 0-d tensors and are applied with ``torch.where``, unless the value
 checks have already read what they need (:func:`settle_auto`).
 
-Large batches are reduced in chunks of rows: every temporary then has the size of a chunk, not of the batch, so
-the memory an update needs beyond its inputs stays small, and on the CPU the temporaries stay in cache and are
-reused by the allocator instead of being mapped afresh for every operation.
+Large batches are reduced in chunks (:func:`index_blocks`): blocks of samples, or of positions within a sample,
+each taken from the inputs as they lie in memory, whatever their layout (``(N, C, H, W)``, channels-last, a
+transposed view), and brought into ``(B,)`` or ``(B, K)`` rows one chunk at a time (:func:`take`). Everything an
+update makes, the conversion of half-precision scores, the labels as int64, the ``ignore_index`` mask, a weight
+spread over a sample's positions, has the size of a chunk, not of the batch: the memory an update needs beyond its
+inputs stays small, and on the CPU the temporaries stay in cache and are reused by the allocator instead of being
+mapped afresh for every operation.
 
 On the CPU a chunk holds fewer elements than torch's grain size for splitting an operation over its threads, so
 each step of a chunk runs on the calling thread alone. torch's own rule makes that choice; the thread setting is
 never touched. A loop of small steps that each waited for every thread would stall whenever another process keeps
 a core busy (data-loader workers, other jobs), once per step.
+
+Precision: element losses are computed in float32 where float32 holds them (float32 or half scores, a margin of
+moderate size, not squared), and in float64 wherever float32 could overflow, underflow or lose the margin
+(:func:`loss_dtype`): a squared loss, a margin beyond float32's range, the Crammer-Singer difference of two raw
+scores. A weight multiplies a loss in float64, and every sum is float64 (:func:`weighted_sums`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+import math
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import torch
@@ -27,6 +38,7 @@ __all__: list[str] = []
 
 STAT_DTYPE = torch.float64
 T = TypeVar("T")
+Block = tuple[slice, ...]
 
 #: torch's grain size on the CPU: an operation on fewer elements runs on the calling thread, not split over threads.
 TORCH_GRAIN_SIZE = 32768
@@ -35,15 +47,43 @@ TORCH_GRAIN_SIZE = 32768
 CPU_CHUNK_ELEMENTS = TORCH_GRAIN_SIZE - 1
 #: Elements of one chunk on an accelerator, where chunks only bound the memory and each launch has a cost.
 DEVICE_CHUNK_ELEMENTS = 1 << 22
+#: Margins whose magnitude lies in this range (or 0) combine with any finite float32 score in float32 arithmetic
+#: without overflow (``|m| + |s|`` stays below float32's maximum) and without rounding the margin to a subnormal.
+FLOAT32_MARGINS = (2.0**-126, 2.0**100)
 
 
 def as_scores(preds: Tensor) -> Tensor:
-    """Half and bfloat16 scores are computed in float32; float32 and float64 stay as they are."""
+    """Half and bfloat16 scores are computed in float32; float32 and float64 stay as they are.
+
+    Called on one chunk at a time, so the float32 copy has the size of a chunk.
+    """
     if preds.dtype in (torch.float16, torch.bfloat16):
         return preds.float()
     return preds
 
 
+def margin_fits_float32(margin: float) -> bool:
+    """Whether ``margin`` combines with float32 scores in float32 without overflow or a subnormal margin."""
+    low, high = FLOAT32_MARGINS
+    return margin == 0 or low <= abs(margin) <= high
+
+
+def loss_dtype(scores_dtype: torch.dtype, margin: float, widen: bool) -> torch.dtype:
+    """The dtype in which element losses are computed.
+
+    float64 for float64 scores, when ``widen`` (a squared loss, whose square float32 could overflow or flush to
+    zero, or a difference of two raw scores) or when the margin does not fit float32
+    (:func:`margin_fits_float32`); float32 otherwise (half-precision scores included).
+
+    It never depends on the weights: a weight multiplies a loss in float64 (:func:`weighted_sums`), so unit
+    weights give exactly the losses, and the sums, of no weights.
+    """
+    if scores_dtype == torch.float64 or widen or not margin_fits_float32(margin):
+        return STAT_DTYPE
+    return torch.float32
+
+
+# ------------------------------------------------------------------------------------------------- chunking
 def chunk_rows(num_rows: int, row_size: int, device: torch.device) -> list[slice]:
     """Split ``num_rows`` rows of ``row_size`` elements into slices of at most one chunk each (one row at least).
 
@@ -55,36 +95,92 @@ def chunk_rows(num_rows: int, row_size: int, device: torch.device) -> list[slice
     Under ``torch.compile`` the whole batch is one chunk: the compiler fuses the arithmetic itself. An empty batch
     has no chunk at all.
     """
-    if torch.compiler.is_compiling():
-        step = max(num_rows, 1)
-    else:
-        budget = CPU_CHUNK_ELEMENTS if device.type == "cpu" else DEVICE_CHUNK_ELEMENTS
-        step = max(1, budget // max(row_size, 1))
+    step = max(num_rows, 1) if torch.compiler.is_compiling() else max(1, _budget(device) // max(row_size, 1))
     return [slice(start, start + step) for start in range(0, num_rows, step)]
 
 
-def map_chunks(fn: Callable[[slice], T], num_rows: int, row_size: int, device: torch.device) -> list[T]:
-    """``fn(rows)`` for every chunk of :func:`chunk_rows`, in order."""
-    return [fn(rows) for rows in chunk_rows(num_rows, row_size, device)]
+def _budget(device: torch.device) -> int:
+    return CPU_CHUNK_ELEMENTS if device.type == "cpu" else DEVICE_CHUNK_ELEMENTS
 
 
-def sum_over_chunks(
-    chunk_sums: Callable[[slice], tuple[Tensor, Tensor | None]],
-    num_rows: int,
-    row_size: int,
+def index_blocks(index_shape: Sequence[int], row_size: int, device: torch.device) -> list[Block]:
+    """Cover the index space ``(N, D1, ..., Dk)`` with blocks of at most one chunk of elements each, in order.
+
+    Each index position holds ``row_size`` elements (the classes or labels of a position, or 1). A block is a
+    tuple of slices over the leading index dimensions (the dimensions after them are whole): blocks of whole
+    samples when a sample fits in a chunk; otherwise single samples, split along their first position dimension,
+    and so on, down to single positions. A block selects a piece of any tensor laid out over the index space,
+    whatever its strides, without a copy (:func:`take`).
+
+    Under ``torch.compile`` the whole index space is one block. An empty index space has no block.
+    """
+    shape = tuple(index_shape)
+    if math.prod(shape) == 0:
+        return []
+    if torch.compiler.is_compiling():
+        return [(slice(None),)]
+    budget = _budget(device)
+    depth, unit = 0, row_size * math.prod(shape[1:])
+    while unit > budget and depth < len(shape) - 1:
+        depth += 1
+        unit //= shape[depth]
+    step = max(1, budget // unit)
+    outer = itertools.product(*(range(n) for n in shape[:depth]))
+    return [
+        (*(slice(i, i + 1) for i in index), slice(start, start + step))
+        for index in outer
+        for start in range(0, shape[depth], step)
+    ]
+
+
+def take(x: Tensor, block: Block, classes: bool) -> Tensor:
+    """The elements of ``x`` in ``block``, as ``(B,)`` or, with ``classes``, as ``(B, K)``.
+
+    ``x`` lies over the index space, or with ``classes`` is ``(N, K, ...)`` with its K classes or labels on
+    dimension 1. A view where the layout allows one; otherwise a copy of the block alone.
+    """
+    if classes:
+        part = x[(block[0], slice(None), *block[1:])]
+        return part if part.dim() == 2 else part.movedim(1, -1).reshape(-1, x.shape[1])
+    part = x[block]
+    return part if part.dim() == 1 else part.reshape(-1)
+
+
+def take_weight(weight: Tensor, block: Block, index_shape: Sequence[int], classes: bool = False) -> Tensor:
+    """The weights of ``block``: ``(B,)`` per position, or ``(B, K)`` for weights shaped ``(N, K, ...)``.
+
+    ``(N,)`` weights (one per sample) are spread over the block's positions; the copy has the size of the block.
+    """
+    if weight.dim() > 1 or len(index_shape) == 1:
+        return take(weight, block, classes and weight.dim() > len(index_shape))
+    part = weight[block[0]]
+    sizes = [len(range(*s.indices(n))) for s, n in zip(block, index_shape, strict=False)]
+    sizes += list(index_shape[len(block) :])
+    return part.reshape((-1,) + (1,) * (len(index_shape) - 1)).expand(sizes).reshape(-1)
+
+
+def map_blocks(fn: Callable[[Block], T], blocks: Sequence[Block]) -> list[T]:
+    """``fn(block)`` for every block, in order."""
+    return [fn(block) for block in blocks]
+
+
+def sum_over_blocks(
+    block_sums: Callable[[Block], tuple[Tensor, Tensor | None]],
+    blocks: Sequence[Block],
+    count: int,
     device: torch.device,
     loss_shape: torch.Size,
     weight_shape: torch.Size | None,
 ) -> tuple[Tensor, Tensor]:
-    """Add up ``chunk_sums(rows) -> (loss sum, weight sum)`` over the chunks of a batch (see :func:`map_chunks`).
+    """Add up ``block_sums(block) -> (loss sum, weight sum)`` over the blocks of a batch.
 
-    With ``weight_shape`` None every row counts once: the chunks give no weight sum (None) and the weight total is
-    ``num_rows``. An empty batch gives zeros of ``loss_shape`` and ``weight_shape``.
+    With ``weight_shape`` None every position counts once: the blocks give no weight sum (None) and the weight
+    total is ``count``, the number of positions. An empty batch gives zeros of ``loss_shape`` and ``weight_shape``.
     """
-    parts = map_chunks(chunk_sums, num_rows, row_size, device)
+    parts = map_blocks(block_sums, blocks)
     loss_sum = add_up([loss for loss, _ in parts], loss_shape, device)
     if weight_shape is None:
-        return loss_sum, torch.full((), num_rows, dtype=STAT_DTYPE, device=device)
+        return loss_sum, torch.full((), count, dtype=STAT_DTYPE, device=device)
     return loss_sum, add_up([weight for _, weight in parts if weight is not None], weight_shape, device)
 
 
@@ -97,32 +193,68 @@ def add_up(parts: list[Tensor], shape: torch.Size, device: torch.device) -> Tens
     return torch.stack(torch.broadcast_tensors(*parts)).sum(0)
 
 
-def outside_unit_interval(scores: Tensor, valid: Tensor | None) -> Tensor:
+# ------------------------------------------------------------------------------------------------- extrema
+def in_memory_order(x: Tensor) -> Tensor | None:
+    """``x`` with its dimensions permuted into the order they lie in memory, if that makes it contiguous.
+
+    Every dense layout (contiguous, channels-last, a transposed view) has one; an expanded or strided-with-gaps
+    tensor has none (None). A whole-tensor reduction of the permuted view reads the memory in order and makes no
+    copy, where torch would copy a permuted input first.
+    """
+    strides = x.stride()
+    order = sorted(range(x.dim()), key=lambda d: -strides[d])
+    dense = x.permute(order)
+    return dense if dense.is_contiguous() else None
+
+
+def extrema(x: Tensor) -> Tensor:
+    """``[min, max]`` of a non-empty tensor as a ``(2,)`` float64 tensor on its device, without a host read.
+
+    NaN anywhere makes both NaN. A dense tensor is reduced in one pass with no temporary; any other layout one
+    chunk at a time, so no temporary exceeds a chunk.
+    """
+    dense = in_memory_order(x)
+    if dense is not None:
+        return torch.stack(torch.aminmax(dense)).to(STAT_DTYPE)
+    flat = [torch.stack(torch.aminmax(take(x, b, False))) for b in index_blocks(x.shape or (1,), 1, x.device)]
+    return combine_extrema([part.to(STAT_DTYPE) for part in flat])
+
+
+def combine_extrema(parts: Sequence[Tensor]) -> Tensor:
+    """The ``[min, max]`` of several ``(2,)`` ``[min, max]`` tensors (NaN propagates)."""
+    if len(parts) == 1:
+        return parts[0]
+    stacked = torch.stack(list(parts))
+    return torch.stack([stacked[:, 0].min(), stacked[:, 1].max()])
+
+
+def inside_unit_interval(pair: Tensor) -> Tensor:
+    """Whether ``[min, max]`` lies within [0, 1], as a 0-d bool tensor.
+
+    False for NaN, which torchmetrics also squashes.
+    """
+    return (pair[0] >= 0) & (pair[1] <= 1)
+
+
+def outside_unit_interval(
+    scores: Tensor, blocks: Sequence[Block] | None = None, counted: Callable[[Block], Tensor] | None = None
+) -> Tensor:
     """Whether any counted score lies outside [0, 1] (or is NaN), as a 0-d bool tensor on the scores' device.
 
     Args:
-        scores: ``(M, ...)`` scores.
-        valid: mask of the elements that count, shaped like ``scores`` or like its leading dimensions (then it
-            covers whole rows), or None when all count.
+        scores: the scores, any shape.
+        blocks: the chunks of the batch (:func:`index_blocks`); only needed with ``counted``.
+        counted: ``counted(block)`` gives the block's scores with those that do not count replaced by 0.5, or None
+            when all count.
 
-    Without a mask this is one pass (``aminmax``) with no temporary; with one, the ignored elements are replaced by
-    0.5 one chunk at a time.
+    Without ``counted`` this is one pass over the scores (:func:`extrema`); with it, one chunk at a time.
     """
-
-    def inside(part: Tensor) -> Tensor:
-        low, high = torch.aminmax(part)
-        return (low >= 0) & (high <= 1)  # False for NaN, which torchmetrics also squashes
-
-    if valid is None:
-        flags = [inside(scores)] if scores.numel() else []
-    else:
-        valid = valid.reshape(valid.shape + (1,) * (scores.dim() - valid.dim()))
-        flags = map_chunks(
-            lambda rows: inside(torch.where(valid[rows], scores[rows], 0.5)),
-            scores.shape[0],
-            scores[:1].numel(),
-            scores.device,
-        )
+    if counted is None:
+        if scores.numel() == 0:
+            return torch.zeros((), dtype=torch.bool, device=scores.device)
+        return ~inside_unit_interval(extrema(scores))
+    assert blocks is not None, "counted scores come by blocks"
+    flags = map_blocks(lambda block: inside_unit_interval(torch.stack(torch.aminmax(counted(block)))), blocks)
     if not flags:
         return torch.zeros((), dtype=torch.bool, device=scores.device)
     return ~(flags[0] if len(flags) == 1 else torch.stack(flags).all())
@@ -180,51 +312,57 @@ def settle_auto(normalization: str | None, extrema: tuple[float, float] | None, 
     return None if low >= 0 and high <= 1 else applies
 
 
-def per_element_weights(sample_weight: Tensor | None, target_shape: torch.Size) -> Tensor | None:
-    """Broadcast ``(N,)`` per-sample weights to the target's shape and flatten them to ``(M,)``."""
-    if sample_weight is None:
-        return None
-    if sample_weight.shape != target_shape:  # one weight per sample: spread it over the extra dimensions
-        sample_weight = sample_weight.reshape((-1,) + (1,) * (len(target_shape) - 1)).expand(target_shape)
-    return sample_weight.reshape(-1)
-
-
+# ------------------------------------------------------------------------------------------------ the sums
 def weighted_sums(loss: Tensor, valid: Tensor | None, weight: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Reduce element losses to ``(sum of w * loss, sum of w)`` in float64.
+    """Reduce a chunk's element losses to ``(sum of w * loss, sum of w)`` in float64.
 
     Args:
-        loss: ``(M,)`` or ``(M, K)`` element losses (K classes or labels, each summed separately).
-        valid: ``(M,)`` or ``(M, K)`` mask of elements that count (False where the target is ``ignore_index``),
+        loss: ``(B,)`` or ``(B, K)`` element losses (K classes or labels, each summed separately).
+        valid: ``(B,)`` or ``(B, K)`` mask of elements that count (False where the target is ``ignore_index``),
             or None when all count.
-        weight: ``(M,)`` or ``(M, K)`` non-negative weights, or None for unit weights.
+        weight: ``(B,)`` or ``(B, K)`` non-negative weights of any float dtype, or None for unit weights.
 
     Returns:
         The loss sum, shaped like ``loss`` without its first dimension, and the weight total: a scalar when neither
         ``valid`` nor ``weight`` varies along K, else one per column.
+
+    Every product ``w * loss`` and every sum is float64, and no weight is ever cast to a narrower dtype: the
+    weighted mean does not depend on the scale of the weights, for any scale their dtype can hold.
     """
-    if weight is not None and weight.dim() < loss.dim():
+    if valid is not None:
+        # where(), not a product: the loss of an ignored element may be anything, NaN included
+        loss = torch.where(valid if valid.dim() == loss.dim() else valid.unsqueeze(-1), loss, 0.0)
+    if weight is None and valid is None:
+        return column_sums(loss), torch.full((), loss.shape[0], dtype=STAT_DTYPE, device=loss.device)
+    by_row = loss.dim() == 1 or all(t is None or t.dim() == 1 for t in (valid, weight))
+    if by_row:  # one weight per row, the same for every column
+        if weight is None:
+            assert valid is not None
+            return column_sums(loss), valid.sum(dtype=STAT_DTYPE)
+        row_weight = weight if valid is None else torch.where(valid, weight, 0.0)
+        return column_sums(loss, row_weight), row_weight.sum(dtype=STAT_DTYPE)
+    if weight is None:
+        assert valid is not None
+        return column_sums(loss), column_sums(valid)
+    if weight.dim() < loss.dim():
         weight = weight.unsqueeze(-1)
     if valid is not None:
-        if valid.dim() < loss.dim():
-            valid = valid.unsqueeze(-1)
-        # where(), not a product: the loss of an ignored element may be anything, NaN included
-        loss = torch.where(valid, loss, 0.0)
-        weight = valid.to(loss.dtype) if weight is None else torch.where(valid, weight.to(loss.dtype), 0.0)
-    if weight is None:
-        return column_sums(loss), torch.full((), loss.shape[0], dtype=STAT_DTYPE, device=loss.device)
-    if loss.dim() > 1 and weight.shape[-1] == 1:  # one weight per row, the same for every column
-        row_weight = weight.squeeze(-1)
-        return column_sums(loss, row_weight), row_weight.sum(dtype=STAT_DTYPE)
-    return column_sums(loss * weight), column_sums(weight)
+        weight = torch.where(valid if valid.dim() == loss.dim() else valid.unsqueeze(-1), weight, 0.0)
+    if weight.shape != loss.shape:
+        weight = weight.expand(loss.shape)
+    return column_sums(loss.to(STAT_DTYPE) * weight), column_sums(weight)
 
 
 def column_sums(values: Tensor, row_weight: Tensor | None = None) -> Tensor:
-    """Sum ``(M,)`` or ``(M, K)`` values over dimension 0 in float64, each row weighted by ``row_weight`` if given.
+    """Sum ``(B,)`` or ``(B, K)`` values over dimension 0 in float64, each row weighted by ``row_weight`` if given.
 
-    For ``(M, K)`` this is a float64 matrix-vector product: faster than a reduction over the rows, for any K.
+    The products are float64. For ``(B, K)`` this is a float64 matrix-vector product: faster than a reduction over
+    the rows, for any K.
     """
     if values.dim() == 1:
-        return (values if row_weight is None else values * row_weight).sum(dtype=STAT_DTYPE)
+        if row_weight is None:
+            return values.sum(dtype=STAT_DTYPE)
+        return (values.to(STAT_DTYPE) * row_weight).sum()
     if row_weight is None:
         row_weight = torch.ones(values.shape[0], dtype=STAT_DTYPE, device=values.device)
     return torch.mv(values.to(STAT_DTYPE).T, row_weight.to(STAT_DTYPE))  # mv: autocast leaves it alone
@@ -238,7 +376,8 @@ def hinge_compute(loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
 def hinge_transform_(margin_term: Tensor, squared: bool) -> Tensor:
     """``max(0, margin_term)``, squared when asked, in place: for a ``margin_term`` the caller has just made and owns.
 
-    Writing over the fresh temporary spares an allocation per step; autograd supports both in-place steps.
+    Writing over the fresh temporary spares an allocation per step; autograd supports both in-place steps. A squared
+    loss is float64 (:func:`loss_dtype`), so its square neither overflows nor underflows.
     """
     loss = margin_term.clamp_min_(0)
     return loss.square_() if squared else loss

@@ -6,7 +6,16 @@ import torch
 from torch import Tensor
 
 from hingemetrics.functional import _checks as C
-from hingemetrics.functional._common import STAT_DTYPE, as_scores, hinge_compute
+from hingemetrics.functional._common import (
+    STAT_DTYPE,
+    Block,
+    as_scores,
+    hinge_compute,
+    index_blocks,
+    loss_dtype,
+    sum_over_blocks,
+    take,
+)
 
 __all__ = ["hinge_embedding_loss"]
 
@@ -40,15 +49,42 @@ def _hinge_embedding_check_tensors(preds: Tensor, target: Tensor, validate_args:
     C.check_same_shape(preds, target)
     C.check_same_device(preds=preds, target=target)
     if validate_args:
-        C.check_finite("preds", preds)
+        _check_embedding_values(preds, target)
+
+
+def _check_embedding_values(preds: Tensor, target: Tensor) -> None:
+    """Require finite inputs and +1/-1 targets, from the extrema of both, read in one transfer.
+
+    Targets that reach down to 0 or below also have their zeros counted. Only a failing target is looked at
+    element by element, to name the offending values.
+    """
+    kept_range, fraction_range = C.label_ranges(target, None, 0)
+    scores, kept, fraction = C.read_extrema(C.value_range(preds), kept_range, fraction_range)
+    if not C.finite(scores):
+        C.raise_not_finite("preds", preds)
+    ok = C.within(kept, -1, 1) and C.within(fraction, 0, 0)
+    if ok and kept is not None and kept[0] <= 0:
+        ok = int(torch.count_nonzero(target)) == target.numel()  # no 0 between the -1s and 1s
+    if not ok:
         _check_pm_one_target(target)
 
 
 def _hinge_embedding_update(preds: Tensor, target: Tensor, *, margin: float) -> tuple[Tensor, Tensor]:
-    """Summed statistics of one batch: ``(sum of losses, number of elements)``, both float64 scalars."""
-    x = as_scores(preds).reshape(-1)
-    loss = torch.where(target.reshape(-1) == 1, x, (margin - x).clamp_min(0))
-    return loss.sum(dtype=STAT_DTYPE), torch.full((), x.numel(), dtype=STAT_DTYPE, device=x.device)
+    """Summed statistics of one batch: ``(sum of losses, number of elements)``, both float64 scalars.
+
+    The inputs are read one chunk at a time, in whatever layout they come, so no temporary exceeds a chunk.
+    """
+    if preds.dim() == 0:
+        preds, target = preds.reshape(1), target.reshape(1)
+    dtype = loss_dtype(preds.dtype, margin, widen=False)
+
+    def block_sums(block: Block) -> tuple[Tensor, None]:
+        x = as_scores(take(preds, block, False)).to(dtype)
+        loss = torch.where(take(target, block, False) == 1, x, (margin - x).clamp_min_(0))
+        return loss.sum(dtype=STAT_DTYPE), None
+
+    blocks = index_blocks(preds.shape, 1, preds.device)
+    return sum_over_blocks(block_sums, blocks, preds.numel(), preds.device, torch.Size(()), None)
 
 
 def _hinge_embedding_compute(loss_sum: Tensor, count: Tensor, reduction: str) -> Tensor:

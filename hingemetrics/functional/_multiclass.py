@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._common import (
     STAT_DTYPE,
+    Block,
     as_scores,
     column_sums,
     hinge_compute,
     hinge_transform_,
+    index_blocks,
+    loss_dtype,
     outside_unit_interval,
-    per_element_weights,
     row_sums,
     settle_auto,
     squash,
-    sum_over_chunks,
+    sum_over_blocks,
+    take,
+    take_weight,
     weighted_sums,
 )
 
@@ -102,8 +109,9 @@ def _multiclass_hinge_update(
 ) -> tuple[Tensor, Tensor]:
     """Summed statistics of one batch: ``(sum of w * loss, sum of w)`` in float64.
 
-    The loss sum is a scalar, or ``(C,)`` for one-vs-all; the weight total is a scalar. The rows are reduced in
-    chunks (see :func:`~hingemetrics.functional._common.chunk_rows`) and nothing is read back to the host.
+    The loss sum is a scalar, or ``(C,)`` for one-vs-all; the weight total is a scalar. The samples (or, in a large
+    ``(N, C, ...)`` sample, its positions) are reduced in chunks taken from the inputs as they lie in memory (see
+    :func:`~hingemetrics.functional._common.index_blocks`), and nothing is read back to the host.
     ``score_extrema``, the ``(min, max)`` of all of ``preds`` as the value checks read it, settles ``"auto"`` on
     the host, unless ``ignore_index`` leaves some rows out of the decision.
     """
@@ -111,44 +119,62 @@ def _multiclass_hinge_update(
         normalization = settle_auto(normalization, score_extrema, "softmax")
     if preds.dim() == 1:  # a single sample: (C,) scores and a 0-d target
         preds, target = preds.unsqueeze(0), target.unsqueeze(0)
+        sample_weight = None if sample_weight is None else sample_weight.reshape(1)
     one_hot = _is_one_hot(preds, target)
-    index_shape = _class_target_shape(preds, target)
     if one_hot and target.dtype == torch.bool:
-        target = target.to(torch.uint8)  # argmax takes no bool
-    labels = (target.argmax(1) if one_hot else target).reshape(-1).long()
-    scores = as_scores(preds).movedim(1, -1).reshape(-1, num_classes)
-    valid = None if ignore_index is None or one_hot else labels != ignore_index
-    weight = per_element_weights(sample_weight, index_shape)
-    outside = outside_unit_interval(scores, valid) if normalization == "auto" else None
-    per_row = valid is not None or weight is not None
+        target = target.view(torch.uint8)  # the same bytes, as numbers: argmax takes no bool
+    if one_hot:
+        ignore_index = None  # ignore_index applies to class indices only
+    index_shape = preds.shape[:1] + preds.shape[2:]
+    blocks = index_blocks(index_shape, num_classes, preds.device)
 
-    def chunk_sums(rows: slice) -> tuple[Tensor, Tensor | None]:
-        chunk_valid = None if valid is None else valid[rows]
-        column = labels[rows]
-        if chunk_valid is not None:
-            column = torch.where(chunk_valid, column, 0)  # any in-range class will do: these rows get weight 0
+    def labels_of(block: Block) -> Tensor:
+        return take(target, block, True).argmax(1) if one_hot else take(target, block, False).long()
+
+    outside = None
+    if normalization == "auto":
+        counted = None if ignore_index is None else _counted_rows(preds, labels_of, ignore_index)
+        outside = outside_unit_interval(preds, blocks, counted)
+    per_row = ignore_index is not None or sample_weight is not None
+    # Float64 where float32 could overflow, underflow or lose the margin: squared losses, a margin beyond float32,
+    # and the Crammer-Singer difference of two raw scores; the (B, C) chunk itself stays float32. Weights multiply
+    # in float64 (weighted_sums), so a loss does not depend on whether it is weighted.
+    widen = squared or (multiclass_mode == "crammer-singer" and normalization is None)
+    dtype = loss_dtype(preds.dtype, margin, widen)
+
+    def block_sums(block: Block) -> tuple[Tensor, Tensor | None]:
+        column = labels_of(block)
+        valid = None if ignore_index is None else column != ignore_index
+        if valid is not None:
+            column = torch.where(valid, column, 0)  # any in-range class will do: these rows get weight 0
         column = column.unsqueeze(1)
+        scores = as_scores(take(preds, block, True))
         if multiclass_mode == "crammer-singer":
-            loss = _crammer_singer(scores[rows], column, margin, squared, normalization, outside)
+            loss = _crammer_singer(scores, column, margin, squared, normalization, outside, dtype)
         elif multiclass_mode == "one-vs-all":
-            loss = _one_vs_all(squash(scores[rows], normalization, outside, dim=1), column, margin, squared)
+            loss = _one_vs_all(squash(scores, normalization, outside, dim=1), column, margin, squared, dtype)
         else:
-            loss = _weston_watkins(squash(scores[rows], normalization, outside, dim=1), column, margin, squared)
+            loss = _weston_watkins(squash(scores, normalization, outside, dim=1), column, margin, squared)
         if not per_row:
             return column_sums(loss), None
-        return weighted_sums(loss, chunk_valid, None if weight is None else weight[rows])
+        weight = None if sample_weight is None else take_weight(sample_weight, block, index_shape)
+        return weighted_sums(loss, valid, weight)
 
     loss_shape = torch.Size((num_classes,) if multiclass_mode == "one-vs-all" else ())
     weight_shape = torch.Size(()) if per_row else None
-    loss_sum, weight_sum = sum_over_chunks(
-        chunk_sums,
-        scores.shape[0],
-        num_classes,
-        scores.device,
-        loss_shape,
-        weight_shape,
-    )
+    count = math.prod(index_shape)
+    loss_sum, weight_sum = sum_over_blocks(block_sums, blocks, count, preds.device, loss_shape, weight_shape)
     return (loss_sum / num_classes if multiclass_mode == "weston-watkins" else loss_sum), weight_sum
+
+
+def _counted_rows(preds: Tensor, labels_of: Callable[[Block], Tensor], ignore_index: int) -> Callable[[Block], Tensor]:
+    """``counted(block)``: the block's ``(B, C)`` scores, 0.5 in rows whose label is ``ignore_index`` (``"auto"``)."""
+
+    def counted(block: Block) -> Tensor:
+        keep = (labels_of(block) != ignore_index).unsqueeze(1)
+        return torch.where(keep, take(preds, block, True), 0.5)
+
+    return counted
 
 
 def true_and_rival(scores: Tensor, column: Tensor) -> tuple[Tensor, Tensor]:
@@ -159,12 +185,19 @@ def true_and_rival(scores: Tensor, column: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _crammer_singer(
-    scores: Tensor, column: Tensor, margin: float, squared: bool, normalization: str | None, outside: Tensor | None
+    scores: Tensor,
+    column: Tensor,
+    margin: float,
+    squared: bool,
+    normalization: str | None,
+    outside: Tensor | None,
+    dtype: torch.dtype,
 ) -> Tensor:
-    """``(B,)`` losses ``max(0, m - s_y + max_{j != y} s_j)^p`` of a chunk of ``(B, C)`` raw scores.
+    """``(B,)`` losses ``max(0, m - s_y + max_{j != y} s_j)^p`` of a chunk of ``(B, C)`` raw scores, in ``dtype``.
 
     Softmax keeps the order of a row's scores, so only the two scores in the formula are normalized:
-    ``softmax(s)_j = exp(s_j - logsumexp(s))``; the ``(B, C)`` softmax is never formed.
+    ``softmax(s)_j = exp(s_j - logsumexp(s))``; the ``(B, C)`` softmax is never formed. The two ``(B,)`` scores
+    are selected exactly in the scores' dtype; their difference is taken in ``dtype``.
     """
     true_score, rival = true_and_rival(scores, column)
     if normalization is not None:
@@ -175,11 +208,12 @@ def _crammer_singer(
             assert outside is not None, "normalization='auto' needs the batch's decision"
             soft_true, soft_rival = torch.where(outside, soft_true, true_score), torch.where(outside, soft_rival, rival)
         true_score, rival = soft_true, soft_rival
-    return hinge_transform_(margin - true_score + rival, squared)
+    return hinge_transform_((rival.to(dtype) - true_score.to(dtype)).add_(margin), squared)
 
 
-def _one_vs_all(scores: Tensor, column: Tensor, margin: float, squared: bool) -> Tensor:
+def _one_vs_all(scores: Tensor, column: Tensor, margin: float, squared: bool, dtype: torch.dtype) -> Tensor:
     """``(B, C)`` losses ``max(0, m - y_c s_c)^p`` of a chunk of normalized scores, ``y_c = +1`` at the class."""
+    scores = scores.to(dtype)
     loss = hinge_transform_(margin + scores, squared)  # every class as a negative ...
     positive = hinge_transform_(margin - scores.gather(1, column), squared)
     return loss.scatter_(1, column, positive)  # ... then the true class as the positive (a fresh tensor: in place)
@@ -190,16 +224,18 @@ def _weston_watkins(scores: Tensor, column: Tensor, margin: float, squared: bool
 
     The sums are float64, so the result does not depend on the order of the classes. No per-row write zeroes the
     true class's term (slow for a handful of classes): every class is summed and the true class's own term taken
-    off. Squared, that term is computed by the same float operations on the same numbers, so it is the very value
-    that was added. Not squared, ``max(0, s_j - c) = max(s_j, c) - c`` with ``c = s_y - m`` is summed in float64
-    from the start, one pass fewer; the true class adds ``max(s_y, c) - c = m`` exactly.
+    off. Squared, the terms are float64 and the true class's term is computed by the same operations on the same
+    numbers, so it is the very value that was added. Not squared, ``max(0, s_j - c) = max(s_j, c) - c`` with
+    ``c = s_y - m`` is summed in float64 from the start, one pass fewer; the true class adds ``max(s_y, c) - c = m``
+    exactly.
     """
     true_score = scores.gather(1, column)
     if squared:
+        scores, true_score = scores.to(STAT_DTYPE), true_score.to(STAT_DTYPE)
         gap = margin - true_score
         pairs = hinge_transform_(gap + scores, squared)
         own = hinge_transform_(gap + true_score, squared).squeeze(1)
-        return row_sums(pairs.to(STAT_DTYPE)) - own.to(STAT_DTYPE)
+        return row_sums(pairs) - own
     floor = true_score.to(STAT_DTYPE) - margin
     raised = scores.to(STAT_DTYPE, copy=True).clamp_min_(floor)  # a copy: the scores may be the caller's
     return row_sums(raised) - (scores.shape[1] * floor + margin).squeeze(1)

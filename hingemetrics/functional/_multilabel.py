@@ -7,7 +7,6 @@ from torch import Tensor
 
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._binary import _binary_hinge_check_tensors, binary_hinge_sums
-from hingemetrics.functional._common import as_scores
 
 __all__ = ["multilabel_hinge_loss"]
 
@@ -47,11 +46,6 @@ def _multilabel_hinge_check_tensors(
     _binary_hinge_check_tensors(preds, target, sample_weight, ignore_index, validate_args)
 
 
-def _label_columns(x: Tensor, num_labels: int) -> Tensor:
-    """``(N, L, ...)`` to ``(M, L)``: one row per sample and position, one column per label."""
-    return x.movedim(1, -1).reshape(-1, num_labels)
-
-
 def _multilabel_hinge_update(
     preds: Tensor,
     target: Tensor,
@@ -66,17 +60,14 @@ def _multilabel_hinge_update(
     """Per-label summed statistics of one batch: ``(sum of w * loss, sum of w)``, both ``(L,)`` float64.
 
     The labels are the columns of one binary hinge (:func:`binary_hinge_sums`), so ``"auto"`` decides over the
-    whole batch and ``ignore_index`` and weights count per label.
+    whole batch and ``ignore_index`` and weights count per label. ``(N, L, ...)`` inputs are read one chunk of
+    samples (or positions) at a time, in whatever layout they come.
     """
-    weight = None
-    if sample_weight is not None:
-        if sample_weight.shape != target.shape:  # one weight per sample
-            sample_weight = sample_weight.reshape((-1,) + (1,) * (target.dim() - 1)).expand(target.shape)
-        weight = _label_columns(sample_weight, num_labels)
     loss_sum, weight_sum = binary_hinge_sums(
-        _label_columns(as_scores(preds), num_labels),
-        _label_columns(target, num_labels),
-        weight,
+        preds,
+        target,
+        sample_weight,
+        labels_on_dim1=True,
         margin=margin,
         squared=squared,
         ignore_index=ignore_index,
