@@ -16,6 +16,9 @@ def _weights(n: int, weight: np.ndarray | None) -> np.ndarray:
 
 
 def _sigmoid(s: float) -> float:
+    if s < 0:  # exp of a large positive number would overflow
+        e = math.exp(s)
+        return e / (1.0 + e)
     return 1.0 / (1.0 + math.exp(-s))
 
 

@@ -7,7 +7,10 @@ Examples stay tiny (at most a few dozen elements) so that hundreds of them run i
 Scores are float32 values in [-4, 4] (no subnormals) and weights are 0 or in [1/64, 4], so that the package's
 float32 element arithmetic and the float64 references agree to a relative 1e-5. The ``*_beyond_margin`` strategies
 draw quarter-integer scores and margins instead: every difference is then exact in float32, and a loss that is zero
-on paper is exactly zero.
+on paper is exactly zero. With ``values=EXTREME`` the problem strategies draw any finite float32 score (subnormals
+and the largest ones included), margins from 1e-40 to 1e39 and float32 weights from the smallest subnormal to the
+largest finite value; :func:`integer_weights` and :func:`weight_exponents` make weights that a power of two scales
+exactly.
 """
 
 from __future__ import annotations
@@ -82,9 +85,27 @@ weight_values = st.one_of(st.just(0.0), st.floats(0.015625, 4.0, width=32))
 quarters = st.integers(0, 8).map(lambda k: k / 4)  # 0, 0.25, ..., 2: exact in float32
 
 
-def score_arrays(shape: tuple[int, ...]) -> st.SearchStrategy[torch.Tensor]:
+@dataclass(frozen=True)
+class Values:
+    """The element strategies of a problem: its scores, weights and margin."""
+
+    scores: st.SearchStrategy[float]
+    weights: st.SearchStrategy[float]
+    margins: st.SearchStrategy[float]
+
+
+MODERATE = Values(score_values, weight_values, margins)
+#: Any finite float32 score, margins over 79 decades, float32 weights from the smallest subnormal to the largest.
+EXTREME = Values(
+    st.one_of(score_values, st.floats(width=32, allow_nan=False, allow_infinity=False)),
+    st.one_of(weight_values, st.floats(0.0, float(np.finfo(np.float32).max), width=32)),
+    st.one_of(margins, st.floats(-40.0, 39.0).map(lambda u: 10.0**u)),
+)
+
+
+def score_arrays(shape: tuple[int, ...], elements: st.SearchStrategy[float] = score_values) -> st.SearchStrategy:
     """float32 scores of the given shape."""
-    return hnp.arrays(np.float32, shape, elements=score_values).map(torch.from_numpy)
+    return hnp.arrays(np.float32, shape, elements=elements).map(torch.from_numpy)
 
 
 def label_arrays(shape: tuple[int, ...], values: tuple[Any, ...], dtype: Any) -> st.SearchStrategy[torch.Tensor]:
@@ -99,13 +120,34 @@ def cut_points(draw: st.DrawFn, n: int) -> tuple[int, ...]:
 
 
 @st.composite
-def weights_for(draw: st.DrawFn, full_shape: tuple[int, ...], allowed: bool = True) -> torch.Tensor | None:
+def weights_for(
+    draw: st.DrawFn,
+    full_shape: tuple[int, ...],
+    allowed: bool = True,
+    elements: st.SearchStrategy[float] = weight_values,
+) -> torch.Tensor | None:
     """No weights, one weight per element (``full_shape``), or one per sample (``(N,)``)."""
     kind = draw(st.sampled_from(["none", "full", "per-sample"])) if allowed else "none"
     if kind == "none":
         return None
     shape = full_shape if kind == "full" else full_shape[:1]
-    return torch.from_numpy(draw(hnp.arrays(np.float32, shape, elements=weight_values)))
+    return torch.from_numpy(draw(hnp.arrays(np.float32, shape, elements=elements)))
+
+
+@st.composite
+def integer_weights(draw: st.DrawFn, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """Whole-number weights in [0, 15] of ``dtype``: scaled by a power of two from :func:`weight_exponents`, each
+    is still exact."""
+    return torch.from_numpy(draw(hnp.arrays(np.int64, shape, elements=st.integers(0, 15)))).to(dtype)
+
+
+def weight_exponents(dtype: torch.dtype) -> st.SearchStrategy[int]:
+    """Exponents ``e`` for which ``k * 2**e`` is exact in ``dtype`` for every k in [0, 15].
+
+    float32: from the smallest subnormal, 2**-149 (1.4e-45), up to 15 * 2**124 (3.2e38, next to the largest
+    float32). float64: 2**-996 to 15 * 2**996, about 1e-300 to 1e301.
+    """
+    return st.integers(-149, 124) if dtype == torch.float32 else st.integers(-996, 996)
 
 
 @st.composite
@@ -124,20 +166,21 @@ def binary_labels(
 
 # ---------------------------------------------------------------------------------------------------- problems
 @st.composite
-def binary_problems(draw: st.DrawFn, allow_ignore: bool = True, weighted: bool = True) -> Problem:
+def binary_problems(
+    draw: st.DrawFn, allow_ignore: bool = True, weighted: bool = True, values: Values = MODERATE
+) -> Problem:
     """Binary scores ``(N, ...)`` with labels in any convention, weights, ``ignore_index``, margin and squaring."""
     n = draw(batch_sizes)
     shape = (n, *draw(extra_dims))
     target, ignore_index = draw(binary_labels(shape, allow_ignore))
     kwargs = {
-        "margin": draw(margins),
+        "margin": draw(values.margins),
         "squared": draw(squared_flags),
         "ignore_index": ignore_index,
         "normalization": draw(st.sampled_from([None, "sigmoid"])),
     }
-    return Problem(
-        "binary", kwargs, draw(score_arrays(shape)), target, draw(weights_for(shape, weighted)), draw(cut_points(n))
-    )
+    preds, weight = draw(score_arrays(shape, values.scores)), draw(weights_for(shape, weighted, values.weights))
+    return Problem("binary", kwargs, preds, target, weight, draw(cut_points(n)))
 
 
 def _one_hot(index: np.ndarray, num_classes: int, dtype: Any) -> torch.Tensor:
@@ -152,6 +195,7 @@ def multiclass_problems(
     allow_ignore: bool = True,
     weighted: bool = True,
     one_hot: bool | None = None,
+    values: Values = MODERATE,
 ) -> Problem:
     """Scores ``(N, C, ...)`` with index targets (some ``ignore_index``) or one-hot targets (int, float or bool)."""
     n, c = draw(batch_sizes), draw(st.integers(2, 4))
@@ -168,17 +212,20 @@ def multiclass_problems(
     kwargs = {
         "num_classes": c,
         "multiclass_mode": mode,
-        "margin": draw(margins),
+        "margin": draw(values.margins),
         "squared": draw(squared_flags),
         "ignore_index": ignore_index,
         "normalization": draw(st.sampled_from([None, "softmax"])),
     }
-    preds = draw(score_arrays((n, c, *extra)))
-    return Problem("multiclass", kwargs, preds, target, draw(weights_for((n, *extra), weighted)), draw(cut_points(n)))
+    preds = draw(score_arrays((n, c, *extra), values.scores))
+    weight = draw(weights_for((n, *extra), weighted, values.weights))
+    return Problem("multiclass", kwargs, preds, target, weight, draw(cut_points(n)))
 
 
 @st.composite
-def multilabel_problems(draw: st.DrawFn, allow_ignore: bool = True, weighted: bool = True) -> Problem:
+def multilabel_problems(
+    draw: st.DrawFn, allow_ignore: bool = True, weighted: bool = True, values: Values = MODERATE
+) -> Problem:
     """Scores and multi-hot targets ``(N, L, ...)`` in any binary convention, with every ``average``."""
     n, labels = draw(batch_sizes), draw(st.integers(2, 3))
     shape = (n, labels, *draw(extra_dims))
@@ -186,14 +233,13 @@ def multilabel_problems(draw: st.DrawFn, allow_ignore: bool = True, weighted: bo
     kwargs = {
         "num_labels": labels,
         "average": draw(st.sampled_from(AVERAGES)),
-        "margin": draw(margins),
+        "margin": draw(values.margins),
         "squared": draw(squared_flags),
         "ignore_index": ignore_index,
         "normalization": draw(st.sampled_from([None, "sigmoid"])),
     }
-    return Problem(
-        "multilabel", kwargs, draw(score_arrays(shape)), target, draw(weights_for(shape, weighted)), draw(cut_points(n))
-    )
+    preds, weight = draw(score_arrays(shape, values.scores)), draw(weights_for(shape, weighted, values.weights))
+    return Problem("multilabel", kwargs, preds, target, weight, draw(cut_points(n)))
 
 
 @st.composite

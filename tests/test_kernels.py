@@ -17,7 +17,7 @@ from hingemetrics.benchmark.update import peak_temporary_bytes
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional import _common, binary_hinge_loss, multiclass_hinge_loss, multilabel_hinge_loss
 from hingemetrics.functional._binary import _binary_hinge_check_tensors, _binary_hinge_update
-from hingemetrics.functional._common import chunk_rows, index_blocks, outside_unit_interval, take
+from hingemetrics.functional._common import index_blocks, outside_unit_interval, take
 from hingemetrics.functional._multiclass import _multiclass_hinge_check_tensors
 from tests import reference as ref
 from tests.cases import CASES, cat_batches
@@ -43,24 +43,33 @@ def _result(case, batches):
 
 
 # --------------------------------------------------------------------------------------------------- chunking
-def test_chunks_cover_the_rows_once_in_order():
-    slices = chunk_rows(10, 3, torch.device("cpu"))
-    covered = [i for s in slices for i in range(10)[s]]
-    assert covered == list(range(10))
-    assert chunk_rows(0, 3, torch.device("cpu")) == []
+def _positions(shape, blocks):
+    """The index positions each block covers, in order, read off a tensor of position numbers."""
+    numbers = torch.arange(int(np.prod(shape))).reshape(shape)
+    return [take(numbers, block, False).tolist() for block in blocks]
+
+
+@pytest.mark.parametrize("shape", [(10,), (7, 3), (2, 5, 6), (3, 1, 9), (0, 4)])
+def test_blocks_cover_the_index_space_once_in_order(shape, tiny_chunks):
+    blocks = index_blocks(shape, 1, torch.device("cpu"))
+    assert [i for part in _positions(shape, blocks) for i in part] == list(range(int(np.prod(shape))))
 
 
 def test_cpu_chunks_stay_below_torchs_grain_size():
     # torch splits an operation over its threads only from the grain size on: below it, a chunk's steps run on
-    # the calling thread, and no thread setting is needed to keep them there
-    for num_rows, row_size in [(10**6, 1), (10**6, 10), (5000, 7), (3, 40000)]:
-        slices = chunk_rows(num_rows, row_size, torch.device("cpu"))
-        sizes = {len(range(num_rows)[s]) * row_size for s in slices}
-        assert max(sizes) < _common.TORCH_GRAIN_SIZE or max(len(range(num_rows)[s]) for s in slices) == 1
+    # the calling thread, and no thread setting is needed to keep them there. A sample larger than a chunk is
+    # split along its positions (an image's rows, then its pixels); only one position of more classes than a
+    # chunk holds is a chunk of its own.
+    cpu = torch.device("cpu")
+    for shape, row_size in [((10**6,), 1), ((10**6,), 10), ((5000, 7), 1), ((3, 40000), 1), ((2, 300, 300), 10)]:
+        sizes = {len(part) * row_size for part in _positions(shape, index_blocks(shape, row_size, cpu))}
+        assert max(sizes) < _common.TORCH_GRAIN_SIZE
+    assert {len(part) for part in _positions((3,), index_blocks((3,), 40000, cpu))} == {1}
 
 
 def test_the_tiny_chunks_do_split_the_test_batches(tiny_chunks):
-    assert len(chunk_rows(50, 4, torch.device("cpu"))) > 5
+    assert len(index_blocks((50,), 4, torch.device("cpu"))) > 5
+    assert len(index_blocks((2, 5, 6), 4, torch.device("cpu"))) > 5  # a sample is larger than a chunk
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -376,3 +385,112 @@ def test_auto_settled_on_the_host_matches_auto_decided_on_the_device(scale):
     assert binary_hinge_loss(binary, labels, normalization="auto").item() == pytest.approx(
         binary_hinge_loss(binary, labels, normalization="auto", validate_args=False).item(), rel=1e-6
     )
+
+
+# ------------------------------------------------------------------------------------------------- layouts
+def _layouts(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The same values in other memory layouts: none of them is contiguous, and only some are dense."""
+    layouts = {"contiguous": x, "gaps": torch.stack([x, torch.zeros_like(x)], -1)[..., 0]}  # every other element
+    if x.dim() >= 2:
+        layouts["transposed"] = x.transpose(0, 1).contiguous().transpose(0, 1)
+    if x.dim() >= 3:
+        layouts["last two swapped"] = x.transpose(-1, -2).contiguous().transpose(-1, -2)  # they do not merge
+    if x.dim() == 4:
+        layouts["channels_last"] = x.contiguous(memory_format=torch.channels_last)
+    return layouts
+
+
+def _layout_batches(batch: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """The batch in each layout (every tensor of it in the same one, where it has that layout)."""
+    per_tensor = {name: _layouts(t) for name, t in batch.items()}
+    kinds = {kind for layouts in per_tensor.values() for kind in layouts}
+    return {kind: {name: layouts.get(kind, batch[name]) for name, layouts in per_tensor.items()} for kind in kinds}
+
+
+def _image_batch(gen: torch.Generator, family: str) -> dict[str, torch.Tensor]:
+    """(3, 4, 5, 6) scores: a sample (120 elements) is larger than a tiny chunk, so the blocks split its positions."""
+    preds = torch.randn(3, 4, 5, 6, generator=gen) * 2
+    if family == "multiclass":
+        target = torch.randint(0, 4, (3, 5, 6), generator=gen)
+        target[0, 1] = -100
+        return {"preds": preds, "target": target, "sample_weight": torch.rand(3, 5, 6, generator=gen)}
+    if family == "one-hot":
+        target = torch.nn.functional.one_hot(torch.randint(0, 4, (3, 5, 6), generator=gen), 4).movedim(-1, 1)
+        return {"preds": preds, "target": target, "sample_weight": torch.rand(3, generator=gen)}
+    target = torch.randint(0, 2, (3, 4, 5, 6), generator=gen)
+    target[1, 2, 3] = -100
+    return {"preds": preds, "target": target, "sample_weight": torch.rand(3, 4, 5, 6, generator=gen)}
+
+
+def _image_reference(family: str, batch, mode: str | None = None):
+    scores, target = batch["preds"].double().numpy(), batch["target"].numpy()
+    if family == "multilabel":
+        weight = batch["sample_weight"].double().numpy()
+        return ref.multilabel_hinge(scores, target, average="none", weight=weight, ignore_index=-100)
+    if family == "one-hot":
+        weight = np.broadcast_to(batch["sample_weight"].double().numpy()[:, None, None], (3, 5, 6))
+        return ref.multiclass_hinge(scores, target.argmax(1), mode=mode, weight=weight)
+    weight = batch["sample_weight"].double().numpy()
+    return ref.multiclass_hinge(scores, target, mode=mode, weight=weight, ignore_index=-100)
+
+
+IMAGE_METRICS = [
+    *[
+        (f"{family}-{mode}", family, mode)
+        for family in ("multiclass", "one-hot")
+        for mode in ("crammer-singer", "one-vs-all", "weston-watkins")
+    ],
+    ("multilabel", "multilabel", None),
+]
+
+
+@pytest.mark.parametrize("validate_args", [True, False])
+@pytest.mark.parametrize(("name", "family", "mode"), IMAGE_METRICS, ids=[m[0] for m in IMAGE_METRICS])
+def test_every_layout_gives_the_reference_value(name, family, mode, validate_args, tiny_chunks):
+    batch = _image_batch(torch.Generator().manual_seed(8), family)
+    if family == "multilabel":
+        make = lambda: hm.MultilabelHingeLoss(4, average="none", ignore_index=-100, validate_args=validate_args)  # noqa: E731
+    else:
+        ignore_index = -100 if family == "multiclass" else None
+        make = lambda: hm.MulticlassHingeLoss(  # noqa: E731
+            4, multiclass_mode=mode, ignore_index=ignore_index, validate_args=validate_args
+        )
+    want = _image_reference(family, batch, mode)
+    for kind, laid_out in _layout_batches(batch).items():
+        assert kind == "contiguous" or not laid_out["preds"].is_contiguous()
+        metric = make()
+        metric.update(**laid_out)
+        np.testing.assert_allclose(metric.compute().numpy(), want, rtol=1e-6, err_msg=kind)
+
+
+@pytest.mark.parametrize("validate_args", [True, False])
+def test_every_layout_gives_the_same_binary_embedding_and_margin_values(validate_args, tiny_chunks):
+    gen = torch.Generator().manual_seed(9)
+    scores, labels = torch.randn(3, 5, 6, generator=gen) * 2, torch.randint(0, 2, (3, 5, 6), generator=gen)
+    weight = torch.rand(3, generator=gen)
+    classes, index = torch.randn(3, 4, 5, 6, generator=gen), torch.randint(0, 4, (3, 5, 6), generator=gen)
+    metrics = [
+        (lambda: hm.BinaryHingeLoss(validate_args=validate_args), {"preds": scores, "target": labels}),
+        (
+            lambda: hm.BinaryHingeLoss(True, validate_args=validate_args, normalization="auto"),
+            {"preds": scores, "target": labels, "sample_weight": weight},
+        ),
+        (lambda: hm.HingeEmbeddingLoss(validate_args=validate_args), {"preds": scores.abs(), "target": labels * 2 - 1}),
+        (lambda: hm.MarginDistribution(bins=8, validate_args=validate_args), {"preds": scores, "target": labels}),
+        (
+            lambda: hm.MarginDistribution("multiclass", 4, bins=8, validate_args=validate_args),
+            {"preds": classes, "target": index},
+        ),
+    ]
+    for make, batch in metrics:
+        results = {}
+        for kind, laid_out in _layout_batches(batch).items():
+            metric = make()
+            metric.update(**laid_out)
+            results[kind] = metric.compute()
+        first = results.pop("contiguous")
+        for kind, result in results.items():
+            for ours, expected in zip(
+                result if isinstance(result, tuple) else (result,), first if isinstance(first, tuple) else (first,)
+            ):
+                np.testing.assert_allclose(ours.numpy(), expected.numpy(), rtol=1e-12, err_msg=kind)

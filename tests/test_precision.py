@@ -16,6 +16,7 @@ import torchmetrics
 
 import hingemetrics as hm
 import hingemetrics.functional as F
+from tests import reference as ref
 from tests.cases import CASES, Case, cat_batches
 
 BATCHES, VALUES = 2000, 5000  # 10 million float32 values per stream
@@ -177,3 +178,120 @@ def test_functional_forms_compute_half_inputs_in_float32(dtype):
     pairs = torch.rand(50, generator=gen).to(dtype)
     signs = torch.randint(0, 2, (50,), generator=gen) * 2 - 1
     assert torch.equal(F.hinge_embedding_loss(pairs, signs), F.hinge_embedding_loss(pairs.float(), signs))
+
+
+# ------------------------------------------------------------------------------ any weight scale, any margin
+PREDS = torch.tensor([0.5, -0.25, 0.25, 1.5, 3.0])
+LABELS = torch.tensor([1, 0, 1, 0, -100])  # the last one is ignored where ignore_index=-100, negative otherwise
+WEIGHTS = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+SCORES = torch.tensor([[0.5, 0.25, -0.25], [0.25, 1.0, 0.5], [-1.0, 2.0, 0.5], [0.125, 0.25, 0.75], [2.0, 0.0, 1.0]])
+CLASSES = torch.tensor([0, 2, 1, 0, -100])
+MODES = ("crammer-singer", "one-vs-all", "weston-watkins")
+
+
+def _unscaled_references(ignore_index, margin=1.0, squared=False, weight=WEIGHTS):
+    """The plain references on the unscaled weights, in float64: what every scale must give."""
+    w = None if weight is None else weight.double().numpy()
+    kw = {"margin": margin, "squared": squared, "ignore_index": ignore_index}
+    labels = np.where(LABELS.numpy() == -100, -100 if ignore_index is not None else 0, LABELS.numpy())
+    classes = np.where(CLASSES.numpy() == -100, -100 if ignore_index is not None else 1, CLASSES.numpy())
+    multi_hot = (SCORES > 0.3).long().numpy()
+    multi_hot[-1] = -100 if ignore_index is not None else 0
+    return (
+        {
+            "binary": ref.binary_hinge(PREDS.double().numpy(), labels, weight=w, **kw),
+            **{
+                mode: ref.multiclass_hinge(SCORES.double().numpy(), classes, mode=mode, weight=w, **kw)
+                for mode in MODES
+            },
+            "multilabel": ref.multilabel_hinge(
+                SCORES.double().numpy(), multi_hot, average="none", weight=None if w is None else w[:, None], **kw
+            ),
+        },
+        torch.from_numpy(labels),
+        torch.from_numpy(classes),
+        torch.from_numpy(multi_hot),
+    )
+
+
+def _ours(labels, classes, multi_hot, ignore_index, margin=1.0, squared=False, weight=None):
+    kw = {"margin": margin, "squared": squared, "ignore_index": ignore_index, "sample_weight": weight}
+    return {
+        "binary": F.binary_hinge_loss(PREDS, labels, **kw),
+        **{mode: F.multiclass_hinge_loss(SCORES, classes, 3, multiclass_mode=mode, **kw) for mode in MODES},
+        "multilabel": F.multilabel_hinge_loss(SCORES, multi_hot, 3, average="none", **kw),
+    }
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scale"),
+    [
+        (torch.float32, 2.0**-149),  # the smallest float32, a subnormal: float32 products of it round to 0 or it
+        (torch.float32, 1e-45),
+        (torch.float32, 2.0**125),  # 5 * 2**125 is a float32; times a loss of 2.5 it is not
+        (torch.float64, 1e-50),
+        (torch.float64, 1e39),  # beyond float32: a float32 copy of the weights would be inf
+        (torch.float64, 1e300),
+    ],
+)
+@pytest.mark.parametrize("ignore_index", [None, -100])
+def test_every_loss_is_the_same_at_any_weight_scale(dtype, scale, ignore_index):
+    want, labels, classes, multi_hot = _unscaled_references(ignore_index)
+    got = _ours(labels, classes, multi_hot, ignore_index, weight=WEIGHTS.to(dtype) * scale)
+    for name, value in got.items():
+        np.testing.assert_allclose(value.numpy(), want[name], rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("margin", "rtol"),
+    [
+        (1e-40, 1e-12),  # below float32's normal range: float64 arithmetic, exact
+        (2.0**-130, 1e-12),
+        (1e30, 2.0**-22),  # within float32's range: the margin is rounded to float32, as 0.1 would be
+        (1e39, 1e-12),  # beyond float32: float64 arithmetic
+        (1e300, 1e-12),
+    ],
+)
+@pytest.mark.parametrize("squared", [False, True])
+@pytest.mark.parametrize("ignore_index", [None, -100])
+def test_any_finite_margin_gives_the_float64_value(margin, rtol, squared, ignore_index):
+    """Margins too small for a normal float32 or too large for any: computed in float64, not refused, not inf."""
+    if squared and margin > 1e150:
+        pytest.skip("the square of the margin is beyond float64")
+    want, labels, classes, multi_hot = _unscaled_references(ignore_index, margin, squared, weight=None)
+    got = _ours(labels, classes, multi_hot, ignore_index, margin, squared)
+    for name, value in got.items():
+        np.testing.assert_allclose(value.numpy(), want[name], rtol=rtol, err_msg=name)
+    pairs = torch.tensor([0.5, 1.5, 0.25]), torch.tensor([1, -1, -1])
+    expected = ref.hinge_embedding(pairs[0].double().numpy(), pairs[1].numpy(), margin=margin)
+    assert F.hinge_embedding_loss(*pairs, margin=margin).item() == pytest.approx(expected, rel=rtol, abs=0)
+
+
+@pytest.mark.parametrize("score", [-1e20, 1e-30, 3e38])
+def test_a_squared_loss_is_squared_in_float64(score):
+    """(1 - y s)^2 of a finite float32 score: 1e40 for s = -1e20 (beyond float32), 1e-60 for 1e-30 (below it)."""
+    preds = torch.tensor([score])
+    for label, margin in ((1, 1.0), (0, 1e-30)):
+        y = 1.0 if label == 1 else -1.0
+        expected = max(0.0, margin - y * float(preds[0])) ** 2
+        got = F.binary_hinge_loss(preds, torch.tensor([label]), squared=True, margin=margin).item()
+        assert got == pytest.approx(expected, rel=1e-12, abs=0) and (expected == 0 or got > 0)
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_a_margin_below_float32s_normal_range_is_not_rounded_to_a_subnormal(squared):
+    """A margin of 3e-41 with scores of its size (float32 subnormals): the margin is not rounded to float32, whose
+    subnormals near 1e-41 carry only about 13 bits."""
+    margin = 3e-41
+    preds, target = torch.tensor([1e-41, -2e-41, 5e-41]), torch.tensor([1, 1, 0])
+    assert 0 < abs(float(preds[0])) < torch.finfo(torch.float32).tiny  # subnormal scores
+    losses = [max(0.0, margin - (1.0 if t == 1 else -1.0) * float(s)) for s, t in zip(preds, target)]
+    expected = sum(loss**2 if squared else loss for loss in losses) / 3
+    assert F.binary_hinge_loss(preds, target, squared=squared, margin=margin).item() == pytest.approx(
+        expected, rel=1e-12, abs=0
+    )
+    scores, classes = preds.reshape(1, 3), torch.tensor([2])
+    rival = max(float(scores[0, 0]), float(scores[0, 1]))
+    loss = max(0.0, margin - float(scores[0, 2]) + rival)
+    got = F.multiclass_hinge_loss(scores, classes, 3, squared=squared, margin=margin).item()
+    assert got == pytest.approx(loss**2 if squared else loss, rel=1e-12, abs=0)

@@ -186,6 +186,67 @@ def test_scaling_every_weight_by_a_power_of_two_changes_nothing(name, data):
     assert_same(streamed(p.with_(sample_weight=p.sample_weight * 4)), streamed(p), p)
 
 
+def _index_shape(p: Problem) -> tuple[int, ...]:
+    """The shape weights take: the target's, or for one-hot multiclass targets the class-index shape."""
+    shape = tuple(p.target.shape)
+    if p.family == "multiclass" and p.target.dim() == p.preds.dim():
+        shape = shape[:1] + shape[2:]
+    return shape
+
+
+@weighted_families
+@given(data=st.data())
+def test_the_weighted_mean_does_not_depend_on_the_scale_of_the_weights(name, data):
+    """Weights k * 2**e with k in [0, 15], for every exponent e their dtype scales exactly: float32 from the smallest
+    subnormal (1.4e-45) to 3.2e38, float64 from 1e-300 to 1e301. Scaling every weight scales both sums exactly, so
+    the result must be the unscaled one, with or without ``ignore_index``."""
+    p = data.draw(PROBLEMS[name]())
+    dtype = data.draw(st.sampled_from([torch.float32, torch.float64]), label="dtype")
+    shape = _index_shape(p)
+    if data.draw(st.booleans(), label="per_sample"):
+        shape = shape[:1]
+    weight = data.draw(S.integer_weights(shape, dtype), label="weight")
+    exponent = data.draw(S.weight_exponents(dtype), label="exponent")
+    scaled = weight * 2.0**exponent
+    assert torch.equal(scaled / 2.0**exponent, weight)  # the scaling is exact: the premise of the test
+    base = streamed(p.with_(sample_weight=weight))
+    np.testing.assert_allclose(streamed(p.with_(sample_weight=scaled)).numpy(), base.numpy(), rtol=1e-12, atol=0)
+
+
+EXTREME_PROBLEMS: dict[str, Callable[..., st.SearchStrategy[Problem]]] = {
+    "binary": partial(S.binary_problems, values=S.EXTREME),
+    **{f"multiclass-{mode}": partial(S.multiclass_problems, mode, values=S.EXTREME) for mode in S.MODES},
+    "multilabel": partial(S.multilabel_problems, values=S.EXTREME),
+}
+
+
+def float32_tolerance(p: Problem) -> float:
+    """What float32 arithmetic on float32 scores may lose, next to the exact float64 value of the same inputs.
+
+    A float32 loss is one rounding of ``m - y s`` (the margin rounded to float32 first), so it is within a few
+    float32 units of the largest term involved, ``|m| + 2 max |s|`` (the scores after sigmoid or softmax are at
+    most 1); squared, within a few units of its square. 2**-20 is eight float32 units.
+    """
+    normalized = p.kwargs.get("normalization") is not None
+    top = 1.0 if normalized or p.preds.numel() == 0 else float(p.preds.double().abs().max())
+    scale = abs(p.kwargs["margin"]) + 2 * top
+    return 2.0**-20 * scale ** (2 if p.kwargs["squared"] else 1)
+
+
+@pytest.mark.parametrize("name", list(EXTREME_PROBLEMS))
+@given(data=st.data())
+def test_extreme_but_finite_inputs_agree_with_the_float64_reference(name, data):
+    """Any finite float32 score (subnormal to 3.4e38, either sign), margins from 1e-40 to 1e39, float32 weights from
+    1.4e-45 to 3.4e38, squared or not, with and without ``ignore_index``: no overflow to inf, no product flushed
+    to zero, no error up front; the value is the float64 reference's within float32's own rounding of the inputs."""
+    p = data.draw(EXTREME_PROBLEMS[name]())
+    want = expected(p)
+    atol = float32_tolerance(p)
+    for got in (streamed(p), functional(p)):
+        assert got.dtype == torch.float64
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=atol)
+
+
 @families
 @given(data=st.data())
 def test_zero_loss_beyond_the_margin(name, data):

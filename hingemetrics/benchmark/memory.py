@@ -267,7 +267,7 @@ def format_memory_table(rows: Sequence[MemoryRow], markdown: bool = False) -> st
             )
         lines.append(tuple(cells))
     if markdown:
-        text = ["| " + " | ".join(cell or "bound" for cell in header) + " |"]
+        text = ["| " + " | ".join(cell or f"<= {BOUND:g}x" for cell in header) + " |"]
         text.append("|---|" + "---:|" * (len(header) - 1))
         text += ["| " + " | ".join(line) + " |" for line in lines[1:]]
         return "\n".join(text)

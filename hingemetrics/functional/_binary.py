@@ -206,6 +206,7 @@ def binary_hinge_loss(
         normalization: ``None`` for raw scores, ``"sigmoid"`` to always squash the scores, ``"auto"`` to squash a
             batch when any counted value is outside [0, 1] (torchmetrics' behaviour).
         sample_weight: non-negative weights shaped like ``target``, or ``(N,)`` for one weight per sample.
+            They multiply the losses in float64: only their ratios matter, at any scale their dtype holds.
 
     Returns:
         A float64 scalar; nan when nothing was counted.

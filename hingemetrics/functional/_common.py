@@ -84,21 +84,6 @@ def loss_dtype(scores_dtype: torch.dtype, margin: float, widen: bool) -> torch.d
 
 
 # ------------------------------------------------------------------------------------------------- chunking
-def chunk_rows(num_rows: int, row_size: int, device: torch.device) -> list[slice]:
-    """Split ``num_rows`` rows of ``row_size`` elements into slices of at most one chunk each (one row at least).
-
-    Args:
-        num_rows: the rows to split (the first dimension).
-        row_size: elements per row.
-        device: where the work runs; chunks are larger on accelerators.
-
-    Under ``torch.compile`` the whole batch is one chunk: the compiler fuses the arithmetic itself. An empty batch
-    has no chunk at all.
-    """
-    step = max(num_rows, 1) if torch.compiler.is_compiling() else max(1, _budget(device) // max(row_size, 1))
-    return [slice(start, start + step) for start in range(0, num_rows, step)]
-
-
 def _budget(device: torch.device) -> int:
     return CPU_CHUNK_ELEMENTS if device.type == "cpu" else DEVICE_CHUNK_ELEMENTS
 

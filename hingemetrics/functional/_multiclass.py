@@ -287,6 +287,7 @@ def multiclass_hinge_loss(
         normalization: ``None`` for raw scores, ``"softmax"`` to always apply softmax over the classes, ``"auto"``
             to apply it to a batch when any counted value is outside [0, 1] (torchmetrics' behaviour).
         sample_weight: non-negative weights ``(N, ...)`` (the index target's shape), or ``(N,)``.
+            They multiply the losses in float64: only their ratios matter, at any scale their dtype holds.
 
     Returns:
         A float64 scalar, or a ``(C,)`` float64 vector for one-vs-all; nan when nothing was counted.

@@ -126,6 +126,7 @@ def multilabel_hinge_loss(
         normalization: ``None`` (raw scores), ``"sigmoid"``, or ``"auto"`` (sigmoid on a batch when any counted
             value is outside [0, 1]).
         sample_weight: non-negative weights shaped like ``target``, or ``(N,)`` for one weight per sample.
+            They multiply the losses in float64: only their ratios matter, at any scale their dtype holds.
 
     Returns:
         A float64 scalar, or an ``(L,)`` vector for ``average="none"``.
