@@ -10,6 +10,7 @@ from hingemetrics.functional._common import (
     STAT_DTYPE,
     as_scores,
     column_sums,
+    exp_of_nonpositive,
     hinge_compute,
     hinge_transform_,
     outside_unit_interval,
@@ -161,21 +162,30 @@ def true_and_rival(scores: Tensor, column: Tensor) -> tuple[Tensor, Tensor]:
 def _crammer_singer(
     scores: Tensor, column: Tensor, margin: float, squared: bool, normalization: str | None, outside: Tensor | None
 ) -> Tensor:
-    """``(B,)`` losses ``max(0, m - s_y + max_{j != y} s_j)^p`` of a chunk of ``(B, C)`` raw scores.
+    r"""``(B,)`` losses ``max(0, m - s_y + max_{j != y} s_j)^p`` of a chunk of ``(B, C)`` raw scores.
 
-    Softmax keeps the order of a row's scores, so only the two scores in the formula are normalized:
-    ``softmax(s)_j = exp(s_j - logsumexp(s))``; the ``(B, C)`` softmax is never formed.
+    Softmax keeps the order of a row's scores, so only the two scores in the formula are normalized, and the
+    ``(B, C)`` softmax is never formed. With :math:`d = s_y - r` (``r`` the best rival), :math:`t` the larger of
+    the two and :math:`Z = \sum_j e^{s_j - t}`, the gap between the two probabilities is
+
+    .. math::
+        p_y - p_r = rac{2\sigma(d) - 1}{\max(\sigma(d),\ 1 - \sigma(d))\, Z}
+
+    (it is :math:`(1 - e^{-d}) / Z` for :math:`d \ge 0` and :math:`(e^{d} - 1) / Z` below), which needs no
+    ``exp`` or ``log`` (see :func:`~hingemetrics.functional._common.exp_of_nonpositive`).
     """
     true_score, rival = true_and_rival(scores, column)
+    gap = true_score - rival
     if normalization is not None:
         top = torch.maximum(true_score, rival)
-        log_total = top + row_sums((scores - top.unsqueeze(1)).exp()).log()
-        soft_true, soft_rival = (true_score - log_total).exp(), (rival - log_total).exp()
+        total = row_sums(exp_of_nonpositive(scores - top.unsqueeze(1)))
+        odds = gap.sigmoid()
+        soft_gap = (2 * odds - 1).div_(torch.maximum(odds, 1 - odds).mul_(total))
         if normalization == "auto":
             assert outside is not None, "normalization='auto' needs the batch's decision"
-            soft_true, soft_rival = torch.where(outside, soft_true, true_score), torch.where(outside, soft_rival, rival)
-        true_score, rival = soft_true, soft_rival
-    return hinge_transform_(margin - true_score + rival, squared)
+            soft_gap = torch.where(outside, soft_gap, gap)
+        gap = soft_gap
+    return hinge_transform_(margin - gap, squared)
 
 
 def _one_vs_all(scores: Tensor, column: Tensor, margin: float, squared: bool) -> Tensor:
