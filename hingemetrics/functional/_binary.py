@@ -36,6 +36,8 @@ def _binary_hinge_check_tensors(
     if sample_weight is not None:
         C.check_weight_shape(sample_weight, target.shape)
     C.check_same_device(preds=preds, target=target, sample_weight=sample_weight)
+    C.check_ignore_index_fits(ignore_index, target)
+    C.refuse_meta(validate_args, preds)
     if validate_args:
         C.check_binary_values(preds, target, sample_weight, ignore_index)
 

@@ -39,6 +39,7 @@ def _hinge_embedding_check_tensors(preds: Tensor, target: Tensor, validate_args:
     C.check_target_dtype(target)
     C.check_same_shape(preds, target)
     C.check_same_device(preds=preds, target=target)
+    C.refuse_meta(validate_args, preds)
     if validate_args:
         C.check_finite("preds", preds)
         _check_pm_one_target(target)

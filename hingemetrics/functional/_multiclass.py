@@ -65,6 +65,9 @@ def _multiclass_hinge_check_tensors(
     if sample_weight is not None:
         C.check_weight_shape(sample_weight, _class_target_shape(preds, target))
     C.check_same_device(preds=preds, target=target, sample_weight=sample_weight)
+    if not _is_one_hot(preds, target):  # a one-hot target never meets `ignore_index`
+        C.check_ignore_index_fits(ignore_index, target)
+    C.refuse_meta(validate_args, preds)
     if validate_args:
         explain = _check_one_hot_values if _is_one_hot(preds, target) else None
         C.check_class_values(preds, target, sample_weight, num_classes, ignore_index, explain)
