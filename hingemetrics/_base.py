@@ -458,6 +458,35 @@ class SumStateMetric(Metric):
             )
         return out
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Set an attribute; a state is kept in the metric's state dtype, whatever assigns it.
+
+        torchmetrics' wrappers that share their metric's states (``ClasswiseWrapper``) cast them through their own
+        ``_apply`` after the metric's, so a parent's ``.to(torch.bfloat16)`` assigns the metric a bfloat16 copy of
+        its float64 state. A copy that is just this state rounded to a narrower dtype adds nothing, so the state
+        stays as it is; any other tensor is cast to the state dtype (widening loses nothing).
+        """
+        if isinstance(value, Tensor) and value.is_floating_point() and name in self.__dict__.get("_defaults", ()):
+            value = self._as_state(name, value)
+        super().__setattr__(name, value)
+
+    def _as_state(self, name: str, value: Tensor) -> Tensor:
+        """``value`` in the state dtype, or the current state when ``value`` is only that state rounded."""
+        want = P.state_dtype_for(value.device, self._wanted_state_dtype())
+        if value.dtype == want:
+            return value
+        current = self.__dict__.get(name)
+        if (
+            isinstance(current, Tensor)
+            and current.dtype == want
+            and value.dtype.itemsize < want.itemsize
+            and (current.shape, current.device) == (value.shape, value.device)
+            and value.device.type != "meta"
+            and torch.equal(current.to(value.dtype), value)
+        ):
+            return current
+        return value.to(want)
+
     def _wanted_state_dtype(self) -> torch.dtype:
         """The dtype of the states where the device has it: float64 unless :meth:`set_dtype` chose another."""
         return getattr(self, "_state_dtype", STAT_DTYPE)
