@@ -158,6 +158,8 @@ class SumStateMetric(Metric):
     plot_labels: Sequence[str] | None = None
 
     _sum_states: tuple[str, ...]
+    #: The name of the empty state that encodes the configuration (see ``_add_config_key``), None before it.
+    _config_key: str | None = None
 
     def _add_sum_state(self, name: str, shape: tuple[int, ...] = ()) -> None:
         """Register a float64 zero state reduced by summation."""
@@ -304,7 +306,7 @@ class SumStateMetric(Metric):
         """The error for a checkpoint written with another configuration, or None when it matches this one."""
         saved = local_metadata.get(_CONFIG_METADATA)
         ours = self._config()
-        foreign = [key[len(prefix) :] for key in config_keys if key != prefix + self._config_key]
+        foreign = [key[len(prefix) :] for key in config_keys if key[len(prefix) :] != self._config_key]
         where = f" at {prefix[:-1]!r}" if prefix else ""
         if isinstance(saved, dict):  # the checkpoint records its configuration: compare it entry by entry
             if saved == ours:
