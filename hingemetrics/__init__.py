@@ -9,6 +9,7 @@ from hingemetrics._classification import BinaryHingeLoss, HingeLoss, MulticlassH
 from hingemetrics._embedding import HingeEmbeddingLoss
 from hingemetrics._margin import MarginDistribution, MarginHistogram
 from hingemetrics._multilabel import MultilabelHingeLoss
+from hingemetrics._precision import StatePrecisionWarning
 from hingemetrics._sync import synced
 
 __version__ = "0.1.0"
@@ -21,6 +22,7 @@ __all__ = [
     "MarginHistogram",
     "MulticlassHingeLoss",
     "MultilabelHingeLoss",
+    "StatePrecisionWarning",
     "__version__",
     "functional",
     "synced",

@@ -66,7 +66,7 @@ class MultilabelHingeLoss(SumStateMetric):
         self._add_sum_state("weight_sum", (num_labels,))
         self._add_config_key(
             num_labels=num_labels,
-            margin=margin,
+            margin=float(margin),
             squared=squared,
             ignore_index=ignore_index,
             normalization=normalization,

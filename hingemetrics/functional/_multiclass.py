@@ -67,6 +67,9 @@ def _multiclass_hinge_check_tensors(
     if sample_weight is not None:
         C.check_weight_shape(sample_weight, _class_target_shape(preds, target))
     C.check_same_device(preds=preds, target=target, sample_weight=sample_weight)
+    if not _is_one_hot(preds, target):  # a one-hot target never meets `ignore_index`
+        C.check_ignore_index_fits(ignore_index, target)
+    C.refuse_meta(validate_args, preds)
     if validate_args:
         explain = _check_one_hot_values if _is_one_hot(preds, target) else None
         return C.check_class_values(preds, target, sample_weight, num_classes, ignore_index, explain)
@@ -251,12 +254,14 @@ def multiclass_hinge_loss(
         num_classes: the number of classes C.
         squared: square each loss.
         multiclass_mode: ``"crammer-singer"``, ``"one-vs-all"`` or ``"weston-watkins"``.
-        ignore_index: class-index value whose samples count in neither sum (index targets only).
+        ignore_index: class-index value whose samples count in neither sum (index targets only): an int in the
+            int64 range that the target's dtype holds exactly (else a ``ValueError``).
         validate_args: check the values, which reads data back to the host: no NaN or infinity in ``preds`` or
             ``sample_weight``, no negative weight, whole-number class indices in [0, C - 1] apart from
             ``ignore_index``, one-hot rows of 0s with exactly one 1. Types, shapes and devices are checked either
             way. Without it float indices are truncated, a one-hot row is read by its argmax, and an index out of
-            range fails inside torch's indexing (``RuntimeError``, or a device-side assert on a GPU).
+            range fails inside torch's indexing (``RuntimeError``, or a device-side assert on a GPU). On meta
+            tensors, which hold no values, ``validate_args=True`` is refused with a ``ValueError``.
         margin: the margin :math:`m > 0`.
         normalization: ``None`` for raw scores, ``"softmax"`` to always apply softmax over the classes, ``"auto"``
             to apply it to a batch when any counted value is outside [0, 1] (torchmetrics' behaviour).
