@@ -19,7 +19,7 @@ import torch
 import hingemetrics as hm
 from tests import reference as ref
 from tests.cases import cat_batches
-from tests.ddp.agreement import FAILING_RANK, FAILING_STEP, STEPS, make_agreement_plan, run_agreement
+from tests.ddp.agreement import FAILURES, STEPS, make_agreement_plan, run_agreement
 from tests.ddp.launch import run_ranks
 
 pytestmark = pytest.mark.timeout(300)
@@ -128,33 +128,36 @@ def test_a_later_sync_is_one_collective_and_the_first_adds_one_small_all_gather(
 
 
 def test_a_batch_that_fails_on_one_rank_fails_the_step_on_every_rank(agreement_run):
+    """Steps 0 and 2 fail on one rank each (step 0 before any agreement); steps 1 and 3 must be right everywhere."""
     world, plan, results = agreement_run
     steps = [cat_batches([rank_data["steps"][step] for rank_data in plan["failed step"]]) for step in range(STEPS)]
     for rank, rank_results in enumerate(results):
         outcome = rank_results["failed step"]
-        failed = outcome["steps"][FAILING_STEP]
-        assert "value" not in failed, f"rank {rank} returned a value for the failed step"
-        if rank == FAILING_RANK:
-            assert failed["error"] == "ValueError"
-            assert failed["message"] == "Expected `target` to hold binary labels in {0, 1} or {-1, 1}, but found 2."
-        else:
-            assert failed["error"] == "StepSyncError", f"rank {rank}: {failed.get('message')}"
-            assert failed["message"] == (
-                "Expected every rank's batch of this forward step (dist_sync_on_step=True) to update its metric, but "
-                f"the batches of 1 of the {world} ranks raised. The step counts on no rank: every rank keeps its "
-                "BinaryHingeLoss state as it was before."
-            )
-        assert _same_states(failed["before"], failed["after"]), f"rank {rank}: the failed step changed the state"
+        for step, failing_rank in FAILURES.items():
+            failed = outcome["steps"][step]
+            assert "value" not in failed, f"rank {rank} returned a value for failed step {step}"
+            if rank == failing_rank:
+                assert failed["error"] == "ValueError"
+                assert failed["message"] == (
+                    "Expected `target` to hold binary labels in {0, 1} or {-1, 1}, but found 2."
+                )
+            else:
+                assert failed["error"] == "StepSyncError", f"rank {rank}: {failed.get('message')}"
+                assert failed["message"] == (
+                    "Expected every rank's batch of this forward step (dist_sync_on_step=True) to update its "
+                    f"metric, but the batches of 1 of the {world} ranks raised. The step counts on no rank: every "
+                    "rank keeps its BinaryHingeLoss state as it was before."
+                )
+            assert _same_states(failed["before"], failed["after"]), f"rank {rank}: failed step {step} changed it"
         # the ranks stay in step: every other step's value is over that step's batches of every rank
-        for step in range(STEPS):
-            if step == FAILING_STEP:
-                continue
+        kept = [step for step in range(STEPS) if step not in FAILURES]
+        for step in kept:
             union = steps[step]
             oracle = ref.binary_hinge(union["preds"].numpy(), union["target"].numpy())
             value = outcome["steps"][step]["value"]
             np.testing.assert_allclose(value.numpy(), oracle, rtol=1e-6, err_msg=f"rank {rank}, step {step}")
-        kept = cat_batches([steps[step] for step in range(STEPS) if step != FAILING_STEP])
-        oracle = ref.binary_hinge(kept["preds"].numpy(), kept["target"].numpy())
+        everything = cat_batches([steps[step] for step in kept])
+        oracle = ref.binary_hinge(everything["preds"].numpy(), everything["target"].numpy())
         np.testing.assert_allclose(outcome["compute"]["value"].numpy(), oracle, rtol=1e-6, err_msg=f"rank {rank}")
 
 

@@ -31,9 +31,10 @@ SCENARIOS = (
     "failed step",
 )
 
-STEPS = 3
-FAILING_STEP = 1
-FAILING_RANK = 1
+STEPS = 4
+#: In the failed-step scenario, the step whose batch fails on one rank, and that rank: the first step (before the
+#: ranks have agreed on anything) on rank 1, and a later one on rank 0.
+FAILURES = {0: 1, 2: 0}
 
 
 def binary_batch(gen: torch.Generator, n: int) -> Batch:
@@ -72,8 +73,9 @@ def make_agreement_plan(world: int) -> dict[str, Any]:
                     "steps": [binary_batch(gen, n + step) for step in range(STEPS)],
                 }
             )
-        # the failing rank's batch of the failing step has a label BinaryHingeLoss refuses
-        ranks[FAILING_RANK]["steps"][FAILING_STEP]["target"][0] = 2
+        if name == "failed step":
+            for step, rank in FAILURES.items():  # a label BinaryHingeLoss refuses
+                ranks[rank]["steps"][step]["target"][0] = 2
         plan[name] = ranks
     return plan
 
@@ -176,7 +178,7 @@ def _collectives(rank: int, data: Batch) -> dict[str, Any]:
 
 
 def _failed_step(rank: int, data: Batch) -> dict[str, Any]:
-    """dist_sync_on_step=True, and one rank's batch of one step fails validation; the rank goes on."""
+    """dist_sync_on_step=True, and one rank's batch of some steps fails validation; every rank goes on."""
     metric = hm.BinaryHingeLoss(dist_sync_on_step=True)
     steps = []
     for batch in data["steps"]:
