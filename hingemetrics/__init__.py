@@ -10,6 +10,7 @@ from hingemetrics._classification import BinaryHingeLoss, HingeLoss, MulticlassH
 from hingemetrics._embedding import HingeEmbeddingLoss
 from hingemetrics._margin import MarginDistribution, MarginHistogram
 from hingemetrics._multilabel import MultilabelHingeLoss
+from hingemetrics._precision import StatePrecisionWarning
 from hingemetrics._sync import synced
 
 __version__ = "0.1.0"
@@ -22,6 +23,7 @@ __all__ = [
     "MarginHistogram",
     "MulticlassHingeLoss",
     "MultilabelHingeLoss",
+    "StatePrecisionWarning",
     "StepSyncError",
     "SyncMismatchError",
     "__version__",

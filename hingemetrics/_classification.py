@@ -1,10 +1,9 @@
 """Stateful binary and multiclass hinge metrics, and the ``HingeLoss(task=...)`` dispatcher."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from torch import Tensor
+from torchmetrics import Metric
 
 from hingemetrics._base import SumStateMetric
 from hingemetrics._multilabel import MultilabelHingeLoss
@@ -61,10 +60,12 @@ class BinaryHingeLoss(SumStateMetric):
         self.normalization = normalization
         self._add_sum_state("loss_sum")
         self._add_sum_state("weight_sum")
-        self._add_config_key(margin=margin, squared=squared, ignore_index=ignore_index, normalization=normalization)
+        self._add_config_key(
+            margin=float(margin), squared=squared, ignore_index=ignore_index, normalization=normalization
+        )
 
     def _batch_statistics(self, preds: Tensor, target: Tensor, sample_weight: Tensor | None) -> tuple[Tensor, ...]:
-        _binary_hinge_check_tensors(preds, target, sample_weight, self.ignore_index, self.validate_args)
+        extrema = _binary_hinge_check_tensors(preds, target, sample_weight, self.ignore_index, self.validate_args)
         return _binary_hinge_update(
             preds,
             target,
@@ -73,6 +74,7 @@ class BinaryHingeLoss(SumStateMetric):
             ignore_index=self.ignore_index,
             normalization=self.normalization,
             sample_weight=sample_weight,
+            score_extrema=extrema,
         )
 
     def compute(self) -> Tensor:
@@ -135,7 +137,7 @@ class MulticlassHingeLoss(SumStateMetric):
         self._add_sum_state("weight_sum")
         self._add_config_key(
             num_classes=num_classes,
-            margin=margin,
+            margin=float(margin),
             squared=squared,
             multiclass_mode=multiclass_mode,
             ignore_index=ignore_index,
@@ -143,7 +145,7 @@ class MulticlassHingeLoss(SumStateMetric):
         )
 
     def _batch_statistics(self, preds: Tensor, target: Tensor, sample_weight: Tensor | None) -> tuple[Tensor, ...]:
-        _multiclass_hinge_check_tensors(
+        extrema = _multiclass_hinge_check_tensors(
             preds, target, sample_weight, self.num_classes, self.ignore_index, self.validate_args
         )
         return _multiclass_hinge_update(
@@ -156,6 +158,7 @@ class MulticlassHingeLoss(SumStateMetric):
             ignore_index=self.ignore_index,
             normalization=self.normalization,
             sample_weight=sample_weight,
+            score_extrema=extrema,
         )
 
     def compute(self) -> Tensor:
@@ -163,13 +166,16 @@ class MulticlassHingeLoss(SumStateMetric):
         return hinge_compute(self.loss_sum, self.weight_sum)
 
 
-class HingeLoss:
+class HingeLoss(Metric):
     r"""Hinge loss for a task, built as the task's own metric class.
 
     ``HingeLoss(task="binary", ...)`` builds a :class:`BinaryHingeLoss`, ``HingeLoss(task="multiclass",
     num_classes=C, ...)`` a :class:`MulticlassHingeLoss` and ``HingeLoss(task="multilabel", num_labels=L, ...)``
     a :class:`MultilabelHingeLoss`. The arguments are those of the task's class, in the same order as
     torchmetrics' ``HingeLoss``; ``num_labels`` and ``average`` are keyword-only.
+
+    As torchmetrics' ``HingeLoss``, the class is a ``torchmetrics.Metric`` subclass whose constructor hands back an
+    instance of the task's class, which is what ``update`` and ``compute`` run on.
 
     Example:
         >>> import torch
@@ -207,3 +213,11 @@ class HingeLoss:
         if num_classes is None:
             raise ValueError("Expected `num_classes` (an int >= 2) for task='multiclass', but got None.")
         return MulticlassHingeLoss(num_classes, squared, multiclass_mode, ignore_index, validate_args, **common)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Never runs: ``HingeLoss(task=...)`` returns the task's metric, whose ``update`` is used."""
+        raise NotImplementedError(f"{type(self).__name__} is built as the task's metric class; use what it returns.")
+
+    def compute(self) -> None:
+        """Never runs: ``HingeLoss(task=...)`` returns the task's metric, whose ``compute`` is used."""
+        raise NotImplementedError(f"{type(self).__name__} is built as the task's metric class; use what it returns.")

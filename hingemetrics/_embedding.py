@@ -1,7 +1,5 @@
 """Stateful hinge-embedding loss: ``torch.nn.HingeEmbeddingLoss`` over a whole stream of batches."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from torch import Tensor
@@ -58,7 +56,7 @@ class HingeEmbeddingLoss(SumStateMetric):
         self.validate_args = validate_args
         self._add_sum_state("loss_sum")
         self._add_sum_state("count")
-        self._add_config_key(margin=margin)
+        self._add_config_key(margin=float(margin))
 
     def update(self, preds: Tensor, target: Tensor) -> None:  # type: ignore[override]
         """Add a batch of inputs ``preds`` and +1/-1 targets of the same shape."""

@@ -1,7 +1,5 @@
 """Margin distribution: a fixed-bin histogram of per-sample margins, kept as summed float64 state."""
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -157,7 +155,7 @@ class MarginDistribution(SumStateMetric):
         self._add_sum_state("misclassified")
         self._add_sum_state("inside_margin")
         self._add_sum_state("total")
-        self._add_config_key(task=task, num_classes=self.num_classes, bins=bins, range=self.range, margin=margin)
+        self._add_config_key(task=task, num_classes=self.num_classes, bins=bins, range=self.range, margin=float(margin))
 
     def update(self, preds: Tensor, target: Tensor) -> None:  # type: ignore[override]
         """Count the margins of a batch of scores ``preds`` and labels ``target`` (shapes in the class docstring)."""

@@ -1,7 +1,5 @@
 """Stateful multilabel hinge metric."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from torch import Tensor
@@ -70,7 +68,7 @@ class MultilabelHingeLoss(SumStateMetric):
         self._add_sum_state("weight_sum", (num_labels,))
         self._add_config_key(
             num_labels=num_labels,
-            margin=margin,
+            margin=float(margin),
             squared=squared,
             ignore_index=ignore_index,
             normalization=normalization,

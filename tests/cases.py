@@ -30,6 +30,8 @@ class Case:
     draw: Callable[[torch.Generator, int], Batch]
     oracle: Callable[[Batch], Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: The functional form of the same configuration: ``functional(**batch)`` is the batch's value.
+    functional: Callable[..., torch.Tensor] | None = None
 
     def __repr__(self) -> str:
         return self.name
@@ -80,17 +82,22 @@ def _per_sample_weight(batch: Batch) -> np.ndarray | None:
 
 def _binary_case(name: str, weighted: bool = False, extra: tuple[int, ...] = (), labels=(0, 1), **kw: Any) -> Case:
     metric_kw = dict(kw)
-    oracle_kw = {k: metric_kw[k] for k in ("margin", "squared", "ignore_index") if k in metric_kw}
+    oracle_kw = {k: metric_kw[k] for k in ("margin", "squared", "ignore_index", "normalization") if k in metric_kw}
 
     def oracle(b: Batch) -> float:
         return ref.binary_hinge(_np(b, "preds"), b["target"].numpy(), weight=_np(b, "sample_weight"), **oracle_kw)
 
-    return Case(name, lambda: hm.BinaryHingeLoss(**metric_kw), _binary_draw(weighted, extra, labels), oracle, kw)
+    def functional(**batch: torch.Tensor) -> torch.Tensor:
+        return hm.functional.binary_hinge_loss(**batch, **metric_kw)
+
+    return Case(
+        name, lambda: hm.BinaryHingeLoss(**metric_kw), _binary_draw(weighted, extra, labels), oracle, kw, functional
+    )
 
 
 def _multiclass_case(name: str, c: int, weighted: bool = False, extra: tuple[int, ...] = (), **kw: Any) -> Case:
     metric_kw = dict(kw)
-    oracle_kw = {k: metric_kw[k] for k in ("margin", "squared", "ignore_index") if k in metric_kw}
+    oracle_kw = {k: metric_kw[k] for k in ("margin", "squared", "ignore_index", "normalization") if k in metric_kw}
     mode = metric_kw.get("multiclass_mode", "crammer-singer")
 
     def oracle(b: Batch) -> Any:
@@ -98,7 +105,17 @@ def _multiclass_case(name: str, c: int, weighted: bool = False, extra: tuple[int
             _np(b, "preds"), b["target"].numpy(), mode=mode, weight=_per_sample_weight(b), **oracle_kw
         )
 
-    return Case(name, lambda: hm.MulticlassHingeLoss(c, **metric_kw), _multiclass_draw(c, weighted, extra), oracle, kw)
+    def functional(**batch: torch.Tensor) -> torch.Tensor:
+        return hm.functional.multiclass_hinge_loss(**batch, num_classes=c, **metric_kw)
+
+    return Case(
+        name,
+        lambda: hm.MulticlassHingeLoss(c, **metric_kw),
+        _multiclass_draw(c, weighted, extra),
+        oracle,
+        kw,
+        functional,
+    )
 
 
 def _multilabel_draw(labels: int, weighted: bool, extra: tuple[int, ...] = (), values=(0, 1)) -> Callable:
@@ -122,12 +139,16 @@ def _multilabel_case(name: str, labels: int, weighted: bool = False, extra=(), v
     def oracle(b: Batch) -> Any:
         return ref.multilabel_hinge(_np(b, "preds"), b["target"].numpy(), weight=_np(b, "sample_weight"), **oracle_kw)
 
+    def functional(**batch: torch.Tensor) -> torch.Tensor:
+        return hm.functional.multilabel_hinge_loss(**batch, num_labels=labels, **metric_kw)
+
     return Case(
         name,
         lambda: hm.MultilabelHingeLoss(labels, **metric_kw),
         _multilabel_draw(labels, weighted, extra, values),
         oracle,
         kw,
+        functional,
     )
 
 
@@ -142,7 +163,10 @@ def _embedding_case(name: str, **kw: Any) -> Case:
     def oracle(b: Batch) -> float:
         return ref.hinge_embedding(_np(b, "preds"), b["target"].numpy(), **kw)
 
-    return Case(name, lambda: hm.HingeEmbeddingLoss(**kw), _embedding_draw, oracle, kw)
+    def functional(**batch: torch.Tensor) -> torch.Tensor:
+        return hm.functional.hinge_embedding_loss(**batch, **kw)
+
+    return Case(name, lambda: hm.HingeEmbeddingLoss(**kw), _embedding_draw, oracle, kw, functional)
 
 
 CASES: list[Case] = [
@@ -150,7 +174,9 @@ CASES: list[Case] = [
     _binary_case("binary-pm1-squared-margin", labels=(-1, 1), squared=True, margin=0.5),
     _binary_case("binary-weighted-extra-dims", weighted=True, extra=(3,)),
     _binary_case("binary-ignore", labels=(0, 1, -100), ignore_index=-100),
+    _binary_case("binary-sigmoid-weighted", weighted=True, normalization="sigmoid"),
     _multiclass_case("multiclass-cs", 4),
+    _multiclass_case("multiclass-cs-softmax", 4, normalization="softmax"),
     _multiclass_case("multiclass-cs-weighted-squared", 5, weighted=True, squared=True),
     _multiclass_case("multiclass-ova", 3, multiclass_mode="one-vs-all"),
     _multiclass_case("multiclass-ova-extra-dims", 3, weighted=True, extra=(2,), multiclass_mode="one-vs-all"),

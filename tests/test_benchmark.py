@@ -7,8 +7,11 @@ computes the same numbers as hingemetrics, the derived figures, the memory probe
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,7 +35,7 @@ def test_a_quick_json_run_covers_every_case_validated_and_not(capsys):
         (name, validate) for name in names for validate in (True, False)
     )
     assert report["machine"]["threads"] == 2
-    assert report["settings"] == {"device": "cpu", "quick": True, "repeats": 1, "warmup": 0}
+    assert report["settings"] == {"device": "cpu", "quick": True, "repeats": 1, "warmup": 0, "busy_core": False}
     for row in rows:
         assert row["agree"] is True, row["case"]
         for task in bench.TASKS:
@@ -127,3 +130,28 @@ def test_python_dash_m_runs_the_benchmark():
         [sys.executable, "-m", "hingemetrics.benchmark", "--help"], capture_output=True, text=True, check=True
     )
     assert "--sync" in result.stdout and "--quick" in result.stdout
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_busy_core_keeps_another_process_spinning_for_the_block_only():
+    with bench.busy_core() as spinner:
+        assert spinner is not None and spinner.poll() is None
+        start, wall = _cpu_seconds(spinner.pid), time.monotonic()
+        time.sleep(0.5)
+        assert _cpu_seconds(spinner.pid) - start > 0.2 * (time.monotonic() - wall)  # it does use a core
+    assert spinner.poll() is not None  # gone once the block is left
+    with pytest.raises(RuntimeError, match="inside"), bench.busy_core() as failing:
+        raise RuntimeError("inside")
+    assert failing is not None and failing.poll() is not None
+    with bench.busy_core(False) as nothing:
+        assert nothing is None
+
+
+def test_a_busy_core_run_says_so(capsys):
+    assert bench.main(["--quick", "--json", "--repeats", "1", "--warmup", "0", "--case", "binary", "--busy-core"]) == 0
+    assert json.loads(capsys.readouterr().out)["settings"]["busy_core"] is True

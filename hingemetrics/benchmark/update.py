@@ -29,6 +29,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +48,7 @@ import hingemetrics as hm
 __all__ = [
     "Case",
     "Row",
+    "busy_core",
     "cases",
     "format_markdown",
     "format_table",
@@ -509,6 +511,26 @@ def machine() -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def busy_core(enabled: bool = True) -> Iterator[subprocess.Popen[bytes] | None]:
+    """Keep one CPU core busy with another process (a Python busy loop) for the length of the block.
+
+    This is what a shared machine looks like to a metric: data-loader workers, another job, a second rank. The
+    process is started before the block runs and killed when it leaves, however it leaves. The block gets the
+    process, or None when not ``enabled``.
+    """
+    if not enabled:
+        yield None
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)  # let it reach its loop
+        yield spinner
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m hingemetrics.benchmark",
@@ -522,6 +544,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs of every job first (default 2)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--case", action="append", default=[], help="run only cases whose name contains this")
+    parser.add_argument(
+        "--busy-core",
+        action="store_true",
+        help="keep one CPU core busy with another process while timing (a machine shared with other work)",
+    )
     parser.add_argument(
         "--sync",
         action="store_true",
@@ -559,13 +586,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 15)
     progress = None if args.json else (lambda name: print(f"  running: {name}", file=sys.stderr, flush=True))
-    rows = run_update_benchmark(args.device, args.quick, repeats, args.warmup, args.case, progress)
+    with busy_core(args.busy_core):
+        rows = run_update_benchmark(args.device, args.quick, repeats, args.warmup, args.case, progress)
     if args.json:
-        settings = {"device": args.device, "quick": args.quick, "repeats": repeats, "warmup": args.warmup}
+        settings = {
+            "device": args.device,
+            "quick": args.quick,
+            "repeats": repeats,
+            "warmup": args.warmup,
+            "busy_core": args.busy_core,
+        }
         print(json.dumps({"machine": machine(), "settings": settings, "rows": [r.as_dict() for r in rows]}, indent=2))
         return 0
     info = machine()
     where = f"CUDA {info['cuda']}" if args.device.startswith("cuda") else f"CPU, {info['threads']} threads"
+    if args.busy_core:
+        where += ", one core kept busy by another process"
     print(
         f"hingemetrics {info['hingemetrics']} vs baselines: {where} ({info['cpu_count']} CPUs), torch {info['torch']}, "
         f"torchmetrics {info['torchmetrics']}; medians of {repeats} interleaved repeats"

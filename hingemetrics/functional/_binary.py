@@ -28,16 +28,24 @@ def _binary_hinge_check_tensors(
     sample_weight: Tensor | None,
     ignore_index: int | None,
     validate_args: bool,
-) -> None:
-    """Cheap checks always; value checks (labels, NaN, weights) only under ``validate_args``."""
+) -> C.Extrema:
+    """Cheap checks always; value checks (labels, NaN, weights) only under ``validate_args``.
+
+    Returns:
+        The ``(min, max)`` of ``preds`` read by the value checks, or None without them (or for an empty batch):
+        the update takes it as ``score_extrema``.
+    """
     C.check_float_preds(preds)
     C.check_target_dtype(target)
     C.check_same_shape(preds, target)
     if sample_weight is not None:
         C.check_weight_shape(sample_weight, target.shape)
     C.check_same_device(preds=preds, target=target, sample_weight=sample_weight)
+    C.check_ignore_index_fits(ignore_index, target)
+    C.refuse_meta(validate_args, preds)
     if validate_args:
-        C.check_binary_values(preds, target, sample_weight, ignore_index)
+        return C.check_binary_values(preds, target, sample_weight, ignore_index)
+    return None
 
 
 def _binary_hinge_update(
@@ -49,14 +57,17 @@ def _binary_hinge_update(
     ignore_index: int | None,
     normalization: str | None,
     sample_weight: Tensor | None,
+    score_extrema: C.Extrema = None,
 ) -> tuple[Tensor, Tensor]:
     """Summed statistics of one batch: ``(sum of w * loss, sum of w)``, both float64 scalars.
 
     The target is read as positive where it is > 0 and negative elsewhere, so {0, 1}, {-1, 1} and bool targets
-    share one code path; elements whose target equals ``ignore_index`` get weight 0.
+    share one code path; elements whose target equals ``ignore_index`` get weight 0. ``score_extrema``, the
+    ``(min, max)`` of all of ``preds`` as the value checks read it, settles ``"auto"`` on the host; without it (or
+    with ``ignore_index``, where only the counted scores decide) ``"auto"`` is decided on the device.
     """
-    if ignore_index is None:  # after a value check of these very scores, "auto" is already decided
-        normalization = settle_auto(normalization, C.recall_score_extrema(preds), "sigmoid")
+    if ignore_index is None:
+        normalization = settle_auto(normalization, score_extrema, "sigmoid")
     return binary_hinge_sums(
         as_scores(preds).reshape(-1),
         target.reshape(-1),
@@ -151,11 +162,13 @@ def binary_hinge_loss(
         target: tensor ``(N, ...)`` of labels in {0, 1} or {-1, 1}, or bool. Extra dimensions are flattened into
             the batch.
         squared: square each element loss.
-        ignore_index: target value whose elements count in neither sum.
+        ignore_index: target value whose elements count in neither sum: an int in the int64 range that the
+            target's dtype holds exactly (else a ``ValueError``: torch would compare a wrapped or rounded value).
         validate_args: check the values, which reads data back to the host: no NaN or infinity in ``preds`` or
             ``sample_weight``, no negative weight, and whole-number labels in {0, 1} or {-1, 1} (never 0 and -1
             together) apart from ``ignore_index``. Types, shapes and devices are checked either way. Without it a
-            target counts as positive where it is > 0 and negative elsewhere, and NaN reaches the result.
+            target counts as positive where it is > 0 and negative elsewhere, and NaN reaches the result. Meta
+            tensors hold no values to check: ``validate_args=True`` on them is refused with a ``ValueError``.
         margin: the margin :math:`m > 0`.
         normalization: ``None`` for raw scores, ``"sigmoid"`` to always squash the scores, ``"auto"`` to squash a
             batch when any counted value is outside [0, 1] (torchmetrics' behaviour).
@@ -175,7 +188,7 @@ def binary_hinge_loss(
         tensor(0.1250, dtype=torch.float64)
     """
     C.check_binary_args(squared, ignore_index, validate_args, margin, normalization)
-    _binary_hinge_check_tensors(preds, target, sample_weight, ignore_index, validate_args)
+    extrema = _binary_hinge_check_tensors(preds, target, sample_weight, ignore_index, validate_args)
     stats = _binary_hinge_update(
         preds,
         target,
@@ -184,5 +197,6 @@ def binary_hinge_loss(
         ignore_index=ignore_index,
         normalization=normalization,
         sample_weight=sample_weight,
+        score_extrema=extrema,
     )
     return hinge_compute(*stats)

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import math
 import numbers
-import threading
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
-
-from hingemetrics.functional._common import on_one_thread
 
 __all__: list[str] = []
 
@@ -48,11 +44,16 @@ def check_margin(margin: Any) -> None:
 
 
 def check_ignore_index(ignore_index: Any) -> None:
-    """Require None or an int."""
+    """Require None or an int in the int64 range (a target tensor can hold no larger integer)."""
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
         raise TypeError(
             f"Expected `ignore_index` to be None or an int, but got {ignore_index!r} of type "
             f"{type(ignore_index).__name__}."
+        )
+    if ignore_index is not None and not -(2**63) <= ignore_index < 2**63:
+        raise ValueError(
+            f"Expected `ignore_index` to be None or an int in the int64 range [-2**63, 2**63 - 1], but got "
+            f"{ignore_index}."
         )
 
 
@@ -158,6 +159,46 @@ def check_weight_shape(sample_weight: Any, target_shape: torch.Size) -> None:
         )
 
 
+def check_ignore_index_fits(ignore_index: int | None, target: Tensor) -> None:
+    """Require ``ignore_index`` to be a value that ``target``'s dtype holds exactly.
+
+    torch compares an integer tensor with a Python int in the tensor's dtype, so a value out of its range wraps
+    around (``-100`` equals ``156`` in uint8) and a float target rounds it: either would skip the wrong elements.
+    A bool target is compared in int64, where every ``ignore_index`` fits. Reads only the dtype.
+    """
+    if ignore_index is None or target.dtype == torch.bool:
+        return
+    if target.is_floating_point():
+        digits = round(-math.log2(torch.finfo(target.dtype).eps)) + 1  # significant bits, the implicit one included
+        magnitude = abs(ignore_index)
+        exact = magnitude == 0 or (magnitude >> ((magnitude & -magnitude).bit_length() - 1)).bit_length() <= digits
+        if exact and magnitude <= torch.finfo(target.dtype).max:
+            return
+        held = f"integers that {target.dtype} holds exactly (up to 2**{digits} in magnitude)"
+    else:
+        info = torch.iinfo(target.dtype)
+        if info.min <= ignore_index <= info.max:
+            return
+        held = f"[{info.min}, {info.max}]"
+    raise ValueError(
+        f"Expected `ignore_index` to be a value of the target's dtype {target.dtype}, in {held}, but got "
+        f"{ignore_index}. Pass the target in a wider dtype (e.g. `target.long()`) or another `ignore_index`."
+    )
+
+
+def refuse_meta(validate_args: bool, preds: Tensor) -> None:
+    """Refuse ``validate_args=True`` on meta tensors, which hold no values for the value checks to read.
+
+    The cheap checks have already required every input on one device, so ``preds`` stands for them all.
+    """
+    if validate_args and preds.device.type == "meta":
+        raise ValueError(
+            "Expected inputs that hold values for `validate_args=True`, which reads them back to check them, but "
+            "got meta tensors (shapes without data). Pass `validate_args=False` to run on meta tensors: types, "
+            "shapes and devices are still checked."
+        )
+
+
 # ------------------------------------------------------------------------------------- tensors: values (syncs)
 Extrema = tuple[float, float] | None
 
@@ -167,15 +208,12 @@ def read_extrema(*tensors: Tensor | None) -> list[Extrema]:
 
     A NaN anywhere in a floating-point tensor makes both its minimum and maximum NaN. None and empty tensors give
     None. This is the only synchronisation the fast value checks need: one ``aminmax`` pass per tensor, no
-    temporaries, then one small copy to the host. On the CPU the passes run on one thread (see
-    :func:`~hingemetrics.functional._common.on_one_thread`).
+    temporaries, then one small copy to the host.
     """
     present = [t for t in tensors if t is not None and t.numel()]
     if not present:
         return [None] * len(tensors)
-    stacked = on_one_thread(
-        lambda: torch.stack([torch.stack(torch.aminmax(t)).to(torch.float64) for t in present]), present[0].device
-    )
+    stacked = torch.stack([torch.stack(torch.aminmax(t)).to(torch.float64) for t in present])
     pairs = iter(stacked.tolist())
     extrema: list[Extrema] = []
     for t in tensors:
@@ -184,39 +222,6 @@ def read_extrema(*tensors: Tensor | None) -> list[Extrema]:
             extrema.append((low, high))
         else:
             extrema.append(None)
-    return extrema
-
-
-class _LastScores(threading.local):
-    """The scores that this thread's last value check read, and their extrema, for the update that follows it."""
-
-    def __init__(self) -> None:
-        self.scores: weakref.ref[Tensor] | None = None
-        self.version = -1
-        self.extrema: Extrema = None
-
-
-_LAST_SCORES = _LastScores()
-
-
-def _remember_scores(preds: Tensor, extrema: Extrema) -> None:
-    _LAST_SCORES.scores, _LAST_SCORES.version, _LAST_SCORES.extrema = weakref.ref(preds), preds._version, extrema
-
-
-def recall_score_extrema(preds: Tensor) -> Extrema:
-    """The ``(min, max)`` of ``preds`` if this thread's last value check read this very tensor, unchanged since.
-
-    An update that follows its value check can then decide ``normalization="auto"`` on the host, with no second
-    pass over the scores. The answer is given once; a different tensor, one changed in place (its version
-    counter moved) or one already asked about gives None, and so does anything under ``torch.compile``.
-    """
-    if torch.compiler.is_compiling():
-        return None
-    last = _LAST_SCORES
-    seen, version, extrema = last.scores, last.version, last.extrema
-    last.scores = None
-    if seen is None or seen() is not preds or preds._version != version:
-        return None
     return extrema
 
 
@@ -268,17 +273,22 @@ def _labels_and_fractions(target: Tensor, ignore_index: int | None, fill: int) -
     return labels, torch.frac(labels) if labels.is_floating_point() else None
 
 
-def check_binary_values(preds: Tensor, target: Tensor, sample_weight: Tensor | None, ignore_index: int | None) -> None:
+def check_binary_values(
+    preds: Tensor, target: Tensor, sample_weight: Tensor | None, ignore_index: int | None
+) -> Extrema:
     """Every value check of a binary batch (finite scores, labels, weights), with one read back to the host.
 
     The checks compare minima and maxima; only a batch that fails one is looked at again, element by element, to
     name the offending values. Labels in {-1, 1} cost a second read, for the zeros that would mix conventions.
+
+    Returns:
+        The ``(min, max)`` of ``preds`` that the check read (None for an empty batch), for the caller to pass on
+        to the update (see :func:`~hingemetrics.functional._common.settle_auto`).
     """
     labels, fractions = (None, None) if target.dtype == torch.bool else _labels_and_fractions(target, ignore_index, 1)
     scores, kept, fraction, weights = read_extrema(preds, labels, fractions, sample_weight)
     if not _finite(scores):
         _raise_not_finite("preds", preds)
-    _remember_scores(preds, scores)
     if labels is not None:
         ok = _within(kept, -1, 1) and _within(fraction, 0, 0)
         if ok and kept is not None and kept[0] < 0:  # {-1, 1}: a 0 would mix the two conventions
@@ -287,6 +297,7 @@ def check_binary_values(preds: Tensor, target: Tensor, sample_weight: Tensor | N
             check_binary_target_values(target, ignore_index)
     if sample_weight is not None:
         _check_weight_extrema(sample_weight, weights)
+    return scores
 
 
 def check_class_values(
@@ -296,12 +307,15 @@ def check_class_values(
     num_classes: int,
     ignore_index: int | None,
     explain_one_hot: Callable[[Tensor], None] | None = None,
-) -> None:
+) -> Extrema:
     """Every value check of a multiclass batch (finite scores, targets, weights), with one read back to the host.
 
     Index targets must lie in [0, num_classes - 1] apart from ``ignore_index``. With ``explain_one_hot`` the target
     is one-hot ``(N, C, ...)``: 0 and 1 with exactly one 1 along dimension 1; a target that is not is handed to
     ``explain_one_hot``, which raises with the offending row. Only a failing batch is looked at element by element.
+
+    Returns:
+        The ``(min, max)`` of ``preds`` that the check read (None for an empty batch).
     """
     if explain_one_hot is not None:
         labels, fractions = _labels_and_fractions(target, None, 0)
@@ -314,7 +328,6 @@ def check_class_values(
     scores, kept, fraction, rows, weights = read_extrema(preds, labels, fractions, per_row, sample_weight)
     if not _finite(scores):
         _raise_not_finite("preds", preds)
-    _remember_scores(preds, scores)
     labels_ok = _within(kept, 0, high) and _within(fraction, 0, 0) and _within(rows, 1, 1)
     if not labels_ok:
         if explain_one_hot is not None:
@@ -323,6 +336,7 @@ def check_class_values(
             check_class_target_values(target, num_classes, ignore_index, "class")
     if sample_weight is not None:
         _check_weight_extrema(sample_weight, weights)
+    return scores
 
 
 def check_binary_target_values(target: Tensor, ignore_index: int | None) -> None:

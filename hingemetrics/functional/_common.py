@@ -8,11 +8,15 @@ checks have already read what they need (:func:`settle_auto`).
 Large batches are reduced in chunks of rows: every temporary then has the size of a chunk, not of the batch, so
 the memory an update needs beyond its inputs stays small, and on the CPU the temporaries stay in cache and are
 reused by the allocator instead of being mapped afresh for every operation.
+
+On the CPU a chunk holds fewer elements than torch's grain size for splitting an operation over its threads, so
+each step of a chunk runs on the calling thread alone. torch's own rule makes that choice; the thread setting is
+never touched. A loop of small steps that each waited for every thread would stall whenever another process keeps
+a core busy (data-loader workers, other jobs), once per step.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,8 +28,11 @@ __all__: list[str] = []
 STAT_DTYPE = torch.float64
 T = TypeVar("T")
 
-#: Elements of one chunk on the CPU (128 KiB of float32): the temporaries of element-wise work stay in cache.
-CPU_CHUNK_ELEMENTS = 1 << 15
+#: torch's grain size on the CPU: an operation on fewer elements runs on the calling thread, not split over threads.
+TORCH_GRAIN_SIZE = 32768
+#: Elements of one chunk on the CPU, just below the grain size: every step of a chunk runs on one thread, with no
+#: wait for the others, and its temporaries (128 KiB of float32) stay in cache.
+CPU_CHUNK_ELEMENTS = TORCH_GRAIN_SIZE - 1
 #: Elements of one chunk on an accelerator, where chunks only bound the memory and each launch has a cost.
 DEVICE_CHUNK_ELEMENTS = 1 << 22
 
@@ -37,14 +44,13 @@ def as_scores(preds: Tensor) -> Tensor:
     return preds
 
 
-def chunk_rows(num_rows: int, row_size: int, device: torch.device, cpu_scale: int = 1) -> list[slice]:
-    """Split ``num_rows`` rows of ``row_size`` elements into slices of about one chunk each.
+def chunk_rows(num_rows: int, row_size: int, device: torch.device) -> list[slice]:
+    """Split ``num_rows`` rows of ``row_size`` elements into slices of at most one chunk each (one row at least).
 
     Args:
         num_rows: the rows to split (the first dimension).
         row_size: elements per row.
         device: where the work runs; chunks are larger on accelerators.
-        cpu_scale: chunks this many times larger on the CPU, for work with more steps per chunk.
 
     Under ``torch.compile`` the whole batch is one chunk: the compiler fuses the arithmetic itself. An empty batch
     has no chunk at all.
@@ -52,53 +58,14 @@ def chunk_rows(num_rows: int, row_size: int, device: torch.device, cpu_scale: in
     if torch.compiler.is_compiling():
         step = max(num_rows, 1)
     else:
-        budget = CPU_CHUNK_ELEMENTS * cpu_scale if device.type == "cpu" else DEVICE_CHUNK_ELEMENTS
+        budget = CPU_CHUNK_ELEMENTS if device.type == "cpu" else DEVICE_CHUNK_ELEMENTS
         step = max(1, budget // max(row_size, 1))
     return [slice(start, start + step) for start in range(0, num_rows, step)]
 
 
-def map_chunks(
-    fn: Callable[[slice], T], num_rows: int, row_size: int, device: torch.device, cpu_scale: int = 1
-) -> list[T]:
-    """``fn(rows)`` for every chunk of :func:`chunk_rows`, in order, on one CPU thread (see :func:`on_one_thread`)."""
-    return on_one_thread(lambda: [fn(rows) for rows in chunk_rows(num_rows, row_size, device, cpu_scale)], device)
-
-
-def on_one_thread(fn: Callable[[], T], device: torch.device) -> T:
-    """``fn()`` with torch set to one CPU thread (for CPU work outside ``torch.compile``); the setting comes back.
-
-    Every operation that torch spreads over its threads waits for all of them. On a machine whose cores are also
-    busy with other work (data-loader workers, other jobs), a thread that is not running stalls each such step,
-    and a loop of many small steps takes many times longer than the same work on one thread (ten times longer, on
-    two cores with one other busy process). One thread per step costs little, since a chunk is small and stays in
-    cache. torch's thread setting is put back when ``fn`` returns or raises.
-    """
-    threads = _claim_one_thread(device)
-    try:
-        return fn()
-    finally:
-        if threads is not None:
-            torch.set_num_threads(threads)
-
-
-def _claim_one_thread(device: torch.device) -> int | None:
-    """Set torch to one CPU thread for a chunk loop; returns the setting to restore, or None if nothing changed.
-
-    Only with torch's OpenMP backend (the usual one), where the setting can change at any time; the native thread
-    pool warns when its size changes after use, so there the threads are left as they are.
-    """
-    if device.type != "cpu" or torch.compiler.is_compiling() or not _openmp_backend():
-        return None
-    threads = torch.get_num_threads()
-    if threads == 1:
-        return None
-    torch.set_num_threads(1)
-    return threads
-
-
-@functools.cache
-def _openmp_backend() -> bool:
-    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+def map_chunks(fn: Callable[[slice], T], num_rows: int, row_size: int, device: torch.device) -> list[T]:
+    """``fn(rows)`` for every chunk of :func:`chunk_rows`, in order."""
+    return [fn(rows) for rows in chunk_rows(num_rows, row_size, device)]
 
 
 def sum_over_chunks(
@@ -108,14 +75,13 @@ def sum_over_chunks(
     device: torch.device,
     loss_shape: torch.Size,
     weight_shape: torch.Size | None,
-    cpu_scale: int = 1,
 ) -> tuple[Tensor, Tensor]:
     """Add up ``chunk_sums(rows) -> (loss sum, weight sum)`` over the chunks of a batch (see :func:`map_chunks`).
 
     With ``weight_shape`` None every row counts once: the chunks give no weight sum (None) and the weight total is
     ``num_rows``. An empty batch gives zeros of ``loss_shape`` and ``weight_shape``.
     """
-    parts = map_chunks(chunk_sums, num_rows, row_size, device, cpu_scale)
+    parts = map_chunks(chunk_sums, num_rows, row_size, device)
     loss_sum = add_up([loss for loss, _ in parts], loss_shape, device)
     if weight_shape is None:
         return loss_sum, torch.full((), num_rows, dtype=STAT_DTYPE, device=device)
@@ -148,7 +114,7 @@ def outside_unit_interval(scores: Tensor, valid: Tensor | None) -> Tensor:
         return (low >= 0) & (high <= 1)  # False for NaN, which torchmetrics also squashes
 
     if valid is None:
-        flags = [on_one_thread(lambda: inside(scores), scores.device)] if scores.numel() else []
+        flags = [inside(scores)] if scores.numel() else []
     else:
         valid = valid.reshape(valid.shape + (1,) * (scores.dim() - valid.dim()))
         flags = map_chunks(
@@ -184,18 +150,46 @@ def squash(scores: Tensor, normalization: str | None, outside: Tensor | None, di
 def softmax_rows(scores: Tensor) -> Tensor:
     """Softmax over dimension 1 of ``(B, C)`` scores.
 
-    torch's softmax kernel handles one row at a time, which is slow on the CPU for a handful of classes; there the
-    same arithmetic is written as whole-chunk operations (row sums as a matrix-vector product).
+    On the CPU the arithmetic is written as whole-chunk operations: torch's softmax kernel handles one row at a time
+    (slow for a handful of classes) and splits the rows over its threads with a grain of its own, below the size
+    of a chunk, so every chunk would wait for every thread.
     """
-    if scores.shape[1] >= 64 or scores.device.type != "cpu":
+    if scores.device.type != "cpu":
         return scores.softmax(1)
-    exps = (scores - scores.amax(1, keepdim=True)).exp()
+    exps = exp_of_nonpositive(scores - scores.amax(1, keepdim=True))
     return exps / row_sums(exps).unsqueeze(1)
 
 
+def exp_of_nonpositive(values: Tensor) -> Tensor:
+    r"""``exp(values)`` for values <= 0 (scores minus their row's maximum), by a route that suits chunks.
+
+    On the CPU torch's ``exp`` (and ``log``) split their work over the threads from 2,048 elements on, far below
+    the size of a chunk, so every chunk would wait for every thread. The logistic function splits only from the
+    usual grain size, and for :math:`t \le 0`
+
+    .. math::
+        e^t = \frac{\sigma(t)}{1 - \sigma(t)}
+
+    with :math:`1 - \sigma(t) \in [1/2, 1)`, so no digits cancel: a few units in the last place, as ``exp``.
+    Below about -88 (float32) both give 0.
+    """
+    if values.device.type != "cpu":
+        return values.exp()
+    positive = values.sigmoid()
+    return positive / (1 - positive)  # not in place: the logistic's gradient reads its output
+
+
 def row_sums(values: Tensor) -> Tensor:
-    """Sum ``(B, K)`` over dimension 1, as a matrix-vector product (fast for any K on every device)."""
-    return values @ torch.ones(values.shape[1], dtype=values.dtype, device=values.device)
+    """Sum ``(B, K)`` over dimension 1.
+
+    On an accelerator this is a matrix-vector product (fast for any K). On the CPU it is torch's own reduction,
+    which keeps a chunk on the calling thread; the BLAS library behind a matrix-vector product runs a thread pool
+    of its own, which waits for every core at each step and stalls when another process keeps one busy. Either
+    way, ``torch.mv`` and never ``@``: autocast runs ``matmul`` in its lower precision (bfloat16 on the CPU).
+    """
+    if values.device.type == "cpu":
+        return values.sum(1)
+    return torch.mv(values, torch.ones(values.shape[1], dtype=values.dtype, device=values.device))
 
 
 def settle_auto(normalization: str | None, extrema: tuple[float, float] | None, applies: str) -> str | None:
@@ -251,13 +245,18 @@ def weighted_sums(loss: Tensor, valid: Tensor | None, weight: Tensor | None) -> 
 def column_sums(values: Tensor, row_weight: Tensor | None = None) -> Tensor:
     """Sum ``(M,)`` or ``(M, K)`` values over dimension 0 in float64, each row weighted by ``row_weight`` if given.
 
-    For ``(M, K)`` this is a float64 matrix-vector product: faster than a reduction over the rows, for any K.
+    For ``(M, K)`` on an accelerator this is a float64 matrix-vector product, faster than a reduction over the
+    rows for any K; on the CPU it is torch's reduction, which stays on the calling thread (see :func:`row_sums`).
     """
     if values.dim() == 1:
         return (values if row_weight is None else values * row_weight).sum(dtype=STAT_DTYPE)
+    if values.device.type == "cpu":
+        if row_weight is None:
+            return values.sum(0, dtype=STAT_DTYPE)
+        return (values.to(STAT_DTYPE) * row_weight.to(STAT_DTYPE).unsqueeze(1)).sum(0)
     if row_weight is None:
         row_weight = torch.ones(values.shape[0], dtype=STAT_DTYPE, device=values.device)
-    return row_weight.to(STAT_DTYPE) @ values.to(STAT_DTYPE)
+    return torch.mv(values.to(STAT_DTYPE).T, row_weight.to(STAT_DTYPE))  # mv: autocast leaves it alone
 
 
 def hinge_compute(loss_sum: Tensor, weight_sum: Tensor) -> Tensor:

@@ -10,6 +10,7 @@ from hingemetrics.functional._common import (
     STAT_DTYPE,
     as_scores,
     column_sums,
+    exp_of_nonpositive,
     hinge_compute,
     hinge_transform_,
     outside_unit_interval,
@@ -22,10 +23,6 @@ from hingemetrics.functional._common import (
 )
 
 __all__ = ["multiclass_hinge_loss"]
-
-#: Multiclass chunks are this many times the usual size on the CPU: a chunk takes some twenty operations, several
-#: of them per row, whose fixed cost is spread over more rows.
-MULTICLASS_CPU_SCALE = 4
 
 
 def _is_one_hot(preds: Tensor, target: Tensor) -> bool:
@@ -47,8 +44,13 @@ def _multiclass_hinge_check_tensors(
     num_classes: int,
     ignore_index: int | None,
     validate_args: bool,
-) -> None:
-    """Cheap checks always; value checks (class range, one-hot rows, NaN, weights) only under ``validate_args``."""
+) -> C.Extrema:
+    """Cheap checks always; value checks (class range, one-hot rows, NaN, weights) only under ``validate_args``.
+
+    Returns:
+        The ``(min, max)`` of ``preds`` read by the value checks, or None without them (or for an empty batch):
+        the update takes it as ``score_extrema``.
+    """
     C.check_float_preds(preds)
     C.check_target_dtype(target)
     if preds.dim() < 1 or preds.shape[1 if preds.dim() > 1 else 0] != num_classes:
@@ -65,9 +67,13 @@ def _multiclass_hinge_check_tensors(
     if sample_weight is not None:
         C.check_weight_shape(sample_weight, _class_target_shape(preds, target))
     C.check_same_device(preds=preds, target=target, sample_weight=sample_weight)
+    if not _is_one_hot(preds, target):  # a one-hot target never meets `ignore_index`
+        C.check_ignore_index_fits(ignore_index, target)
+    C.refuse_meta(validate_args, preds)
     if validate_args:
         explain = _check_one_hot_values if _is_one_hot(preds, target) else None
-        C.check_class_values(preds, target, sample_weight, num_classes, ignore_index, explain)
+        return C.check_class_values(preds, target, sample_weight, num_classes, ignore_index, explain)
+    return None
 
 
 def _check_one_hot_values(target: Tensor) -> None:
@@ -96,14 +102,17 @@ def _multiclass_hinge_update(
     ignore_index: int | None,
     normalization: str | None,
     sample_weight: Tensor | None,
+    score_extrema: C.Extrema = None,
 ) -> tuple[Tensor, Tensor]:
     """Summed statistics of one batch: ``(sum of w * loss, sum of w)`` in float64.
 
     The loss sum is a scalar, or ``(C,)`` for one-vs-all; the weight total is a scalar. The rows are reduced in
     chunks (see :func:`~hingemetrics.functional._common.chunk_rows`) and nothing is read back to the host.
+    ``score_extrema``, the ``(min, max)`` of all of ``preds`` as the value checks read it, settles ``"auto"`` on
+    the host, unless ``ignore_index`` leaves some rows out of the decision.
     """
-    if ignore_index is None or _is_one_hot(preds, target):  # after a value check of these very scores
-        normalization = settle_auto(normalization, C.recall_score_extrema(preds), "softmax")
+    if ignore_index is None or _is_one_hot(preds, target):
+        normalization = settle_auto(normalization, score_extrema, "softmax")
     if preds.dim() == 1:  # a single sample: (C,) scores and a 0-d target
         preds, target = preds.unsqueeze(0), target.unsqueeze(0)
     one_hot = _is_one_hot(preds, target)
@@ -142,7 +151,6 @@ def _multiclass_hinge_update(
         scores.device,
         loss_shape,
         weight_shape,
-        cpu_scale=MULTICLASS_CPU_SCALE,
     )
     return (loss_sum / num_classes if multiclass_mode == "weston-watkins" else loss_sum), weight_sum
 
@@ -157,21 +165,30 @@ def true_and_rival(scores: Tensor, column: Tensor) -> tuple[Tensor, Tensor]:
 def _crammer_singer(
     scores: Tensor, column: Tensor, margin: float, squared: bool, normalization: str | None, outside: Tensor | None
 ) -> Tensor:
-    """``(B,)`` losses ``max(0, m - s_y + max_{j != y} s_j)^p`` of a chunk of ``(B, C)`` raw scores.
+    r"""``(B,)`` losses ``max(0, m - s_y + max_{j != y} s_j)^p`` of a chunk of ``(B, C)`` raw scores.
 
-    Softmax keeps the order of a row's scores, so only the two scores in the formula are normalized:
-    ``softmax(s)_j = exp(s_j - logsumexp(s))``; the ``(B, C)`` softmax is never formed.
+    Softmax keeps the order of a row's scores, so only the two scores in the formula are normalized, and the
+    ``(B, C)`` softmax is never formed. With :math:`d = s_y - r` (``r`` the best rival), :math:`t` the larger of
+    the two and :math:`Z = \sum_j e^{s_j - t}`, the gap between the two probabilities is
+
+    .. math::
+        p_y - p_r = rac{2\sigma(d) - 1}{\max(\sigma(d),\ 1 - \sigma(d))\, Z}
+
+    (it is :math:`(1 - e^{-d}) / Z` for :math:`d \ge 0` and :math:`(e^{d} - 1) / Z` below), which needs no
+    ``exp`` or ``log`` (see :func:`~hingemetrics.functional._common.exp_of_nonpositive`).
     """
     true_score, rival = true_and_rival(scores, column)
+    gap = true_score - rival
     if normalization is not None:
         top = torch.maximum(true_score, rival)
-        log_total = top + row_sums((scores - top.unsqueeze(1)).exp()).log()
-        soft_true, soft_rival = (true_score - log_total).exp(), (rival - log_total).exp()
+        total = row_sums(exp_of_nonpositive(scores - top.unsqueeze(1)))
+        odds = gap.sigmoid()
+        soft_gap = (2 * odds - 1).div_(torch.maximum(odds, 1 - odds).mul_(total))
         if normalization == "auto":
             assert outside is not None, "normalization='auto' needs the batch's decision"
-            soft_true, soft_rival = torch.where(outside, soft_true, true_score), torch.where(outside, soft_rival, rival)
-        true_score, rival = soft_true, soft_rival
-    return hinge_transform_(margin - true_score + rival, squared)
+            soft_gap = torch.where(outside, soft_gap, gap)
+        gap = soft_gap
+    return hinge_transform_(margin - gap, squared)
 
 
 def _one_vs_all(scores: Tensor, column: Tensor, margin: float, squared: bool) -> Tensor:
@@ -237,12 +254,14 @@ def multiclass_hinge_loss(
         num_classes: the number of classes C.
         squared: square each loss.
         multiclass_mode: ``"crammer-singer"``, ``"one-vs-all"`` or ``"weston-watkins"``.
-        ignore_index: class-index value whose samples count in neither sum (index targets only).
+        ignore_index: class-index value whose samples count in neither sum (index targets only): an int in the
+            int64 range that the target's dtype holds exactly (else a ``ValueError``).
         validate_args: check the values, which reads data back to the host: no NaN or infinity in ``preds`` or
             ``sample_weight``, no negative weight, whole-number class indices in [0, C - 1] apart from
             ``ignore_index``, one-hot rows of 0s with exactly one 1. Types, shapes and devices are checked either
             way. Without it float indices are truncated, a one-hot row is read by its argmax, and an index out of
-            range fails inside torch's indexing (``RuntimeError``, or a device-side assert on a GPU).
+            range fails inside torch's indexing (``RuntimeError``, or a device-side assert on a GPU). On meta
+            tensors, which hold no values, ``validate_args=True`` is refused with a ``ValueError``.
         margin: the margin :math:`m > 0`.
         normalization: ``None`` for raw scores, ``"softmax"`` to always apply softmax over the classes, ``"auto"``
             to apply it to a batch when any counted value is outside [0, 1] (torchmetrics' behaviour).
@@ -267,7 +286,7 @@ def multiclass_hinge_loss(
         tensor([0.8750, 1.1250, 1.1000], dtype=torch.float64)
     """
     C.check_multiclass_args(num_classes, squared, multiclass_mode, ignore_index, validate_args, margin, normalization)
-    _multiclass_hinge_check_tensors(preds, target, sample_weight, num_classes, ignore_index, validate_args)
+    extrema = _multiclass_hinge_check_tensors(preds, target, sample_weight, num_classes, ignore_index, validate_args)
     stats = _multiclass_hinge_update(
         preds,
         target,
@@ -278,5 +297,6 @@ def multiclass_hinge_loss(
         ignore_index=ignore_index,
         normalization=normalization,
         sample_weight=sample_weight,
+        score_extrema=extrema,
     )
     return hinge_compute(*stats)
