@@ -5,6 +5,7 @@ itself. The arithmetic lives in :mod:`hingemetrics.functional`, shared by the fu
 """
 
 from hingemetrics import functional
+from hingemetrics._agreement import StepSyncError, SyncMismatchError
 from hingemetrics._classification import BinaryHingeLoss, HingeLoss, MulticlassHingeLoss
 from hingemetrics._embedding import HingeEmbeddingLoss
 from hingemetrics._margin import MarginDistribution, MarginHistogram
@@ -23,6 +24,8 @@ __all__ = [
     "MulticlassHingeLoss",
     "MultilabelHingeLoss",
     "StatePrecisionWarning",
+    "StepSyncError",
+    "SyncMismatchError",
     "__version__",
     "functional",
     "synced",

@@ -4,9 +4,10 @@ import functools
 import hashlib
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
+import torch.distributed as dist
 from lightning_utilities import apply_to_collection
 from torch import Tensor
 from torchmetrics import Metric
@@ -15,6 +16,14 @@ from torchmetrics.utilities.distributed import gather_all_tensors
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
 from hingemetrics import _precision as P
+from hingemetrics._agreement import (
+    MetricDescription,
+    StepSyncError,
+    SyncDescription,
+    check_agreement,
+    describe_metric,
+    group_key,
+)
 from hingemetrics._plot import plot_metric
 from hingemetrics.functional._common import STAT_DTYPE
 
@@ -72,17 +81,100 @@ def _sum_over_ranks(packed: Tensor, group: Any | None) -> Tensor:
     return packed
 
 
-def sum_states_over_ranks(metrics: Sequence[Metric], group: Any | None) -> None:
+def sum_states_over_ranks(
+    metrics: Sequence["SumStateMetric"], group: Any | None, *, step_failed: bool | None = None
+) -> None:
     """Replace every state of every metric by its sum over the ranks of ``group``, with one ``all_reduce`` in all.
 
     The states (tensors reduced by summation, on one device) are packed into one tensor in order, summed, and
     unpacked into new tensors; the old ones are left untouched, so a caller may keep them to restore later.
+
+    Before that, the ranks must agree on what they pack (see :func:`_agree`): the first time these metrics sync
+    this configuration on ``group``, one small ``all_gather`` compares it across the ranks, and a mismatch raises
+    :class:`~hingemetrics.SyncMismatchError` on every rank with nothing summed. Later syncs issue the
+    ``all_reduce`` alone.
+
+    Args:
+        metrics: the metrics, in an order that is the same on every rank.
+        group: the process group; None is the default one.
+        step_failed: None for ``compute()``/``sync()``/``hm.synced``. In ``forward`` with ``dist_sync_on_step``,
+            False where this rank's batch went through and True where its ``update`` raised: the packed tensor
+            then ends with one more element, 1 from each rank whose batch failed (which packs zeros for its
+            states and keeps them), and where the sum is not 0 every other rank raises
+            :class:`~hingemetrics.StepSyncError` instead of taking the sums.
     """
+    group = dist.group.WORLD if group is None else group
     names = [(metric, name) for metric in metrics for name in metric._defaults]
     states = [_summed_tensor_state(name, getattr(metric, name), metric._reductions[name]) for metric, name in names]
-    total = _sum_over_ranks(_pack(states), group)
-    for (metric, name), value in zip(names, _unpack(total, states), strict=True):
+    description = (
+        "compute" if step_failed is None else "step",
+        tuple(metric._sync_description() for metric in metrics),
+    )
+    _agree(metrics, description, group, states[0].device)
+    if step_failed is None:
+        _set_states(names, _unpack(_sum_over_ranks(_pack(states), group), states))
+        return
+    packed = _pack([torch.zeros_like(state) for state in states] if step_failed else states)
+    flag = torch.full((1,), float(step_failed), dtype=packed.dtype, device=packed.device)
+    total = _sum_over_ranks(torch.cat([packed, flag]), group)
+    failed = int(total[-1].item())
+    if step_failed:
+        return
+    if failed:
+        raise StepSyncError(
+            "Expected every rank's batch of this forward step (dist_sync_on_step=True) to update its metric, but "
+            f"the batches of {failed} of the {dist.get_world_size(group)} ranks raised. The step counts on no rank: "
+            f"every rank keeps its {', '.join(type(metric).__name__ for metric in metrics)} state as it was before."
+        )
+    _set_states(names, _unpack(total[:-1], states))
+
+
+def _set_states(names: Sequence[tuple[Metric, str]], values: Sequence[Tensor]) -> None:
+    for (metric, name), value in zip(names, values, strict=True):
         setattr(metric, name, value)
+
+
+def _agree(metrics: Sequence["SumStateMetric"], description: SyncDescription, group: Any, device: torch.device) -> None:
+    """Check, once per configuration, that every rank of ``group`` syncs what this one does; see ``check_agreement``.
+
+    Whether to run the check (a collective) must be decided alike on every rank, or one rank would wait in the
+    check while another sums. Each metric remembers the (group, description) pairs it has been agreed in, in its
+    ``_agreed_syncs``; the check is skipped only when every metric of this sync has been agreed in exactly this
+    description on this group. That decision reads the ranks' local histories, yet it is the same on every rank
+    in any program whose ranks create their metrics and sync them in the same order (which every collective
+    needs anyway), whatever the metrics' arguments:
+
+    * a metric's first sync on a group checks on every rank, since its counterparts on the other ranks are new
+      there too: a configuration computed from rank-local data is caught at once;
+    * after that, a metric and its counterparts were agreed at the same syncs, on descriptions shown equal, so
+      they hold the same entries, and a description that changes alike on every rank (another set of metrics in
+      ``hm.synced``, another dtype) is new everywhere and checked again. The description holds the state shapes
+      and dtypes, so an agreement never outlives a change in what is packed.
+
+    What the check cannot see without a collective on every sync is a rank that, after an agreed sync, alone
+    changes a metric (replaces its states by hand, edits an argument) or alone syncs another set of metrics it
+    has synced before; ranks that do so may then disagree on running the check.
+    """
+    agreed = (group_key(group), description)
+    if all(agreed in metric._agreed_syncs for metric in metrics):
+        return
+    check_agreement(description, group, device)
+    for metric in metrics:
+        metric._agreed_syncs.add(agreed)
+
+
+class _StepSync:
+    """The ``dist_sync_fn`` of one ``forward`` step with ``dist_sync_on_step=True``.
+
+    ``_sync_dist`` recognises the step's sync by it and records that it started. Called as a gather function, it
+    is torchmetrics' own.
+    """
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def __call__(self, result: Tensor, group: Any | None = None) -> list[Tensor]:
+        return gather_all_tensors(result, group)
 
 
 _Self = TypeVar("_Self", bound="SumStateMetric")
@@ -143,7 +235,8 @@ class SumStateMetric(Metric):
     * a ``load_state_dict`` that checks each state's shape and casts it to the metric's own dtype and device, and
       that (like ``merge_state``) refuses the state of a metric built with other arguments, naming them;
     * a sync that packs every state into one tensor and issues a single ``all_reduce`` (torchmetrics' default
-      gathers each state separately); a user-supplied ``dist_sync_fn`` is still honoured.
+      gathers each state separately), after the ranks have agreed once on what they pack (see
+      :func:`sum_states_over_ranks`); a user-supplied ``dist_sync_fn`` is still honoured.
     """
 
     is_differentiable = True
@@ -155,9 +248,18 @@ class SumStateMetric(Metric):
     #: plotted, e.g. through ``MetricCollection.plot``.
     plot_labels: Sequence[str] | None = None
 
+    #: Arguments that change how ``compute`` reads the state but not what ``update`` adds (``average``,
+    #: ``reduction``): part of the description the ranks agree on, with those given to :meth:`_add_config_key`.
+    _compute_args: ClassVar[tuple[str, ...]] = ()
+
     _sum_states: tuple[str, ...]
     #: The name of the empty state that encodes the configuration (see ``_add_config_key``), None before it.
     _config_key: str | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: ``(group, description)`` keys of the syncs this metric has been agreed in: see ``_agree``.
+        self._agreed_syncs: set[tuple[tuple[str, tuple[int, ...]], SyncDescription]] = set()
 
     def _add_sum_state(self, name: str, shape: tuple[int, ...] = ()) -> None:
         """Register a float64 zero state reduced by summation."""
@@ -182,6 +284,20 @@ class SumStateMetric(Metric):
     def _config(self) -> dict[str, Any]:
         """The class and the arguments that decide what ``update`` adds, as merges and checkpoints compare them."""
         return {"class": type(self).__name__, **getattr(self, "_config_args", {})}
+
+    def _sync_description(self) -> MetricDescription:
+        """What the ranks must agree on before summing this metric's states.
+
+        The class name; the arguments that change what ``update`` adds, as :meth:`_add_config_key` recorded them
+        (the configuration that merges and checkpoints compare too), and those that change how ``compute`` reads
+        the state (``_compute_args``); and each state's name, shape and dtype.
+        """
+        config = getattr(self, "_config_args", {})
+        return describe_metric(
+            type(self).__name__,
+            [*config.items(), *((name, getattr(self, name)) for name in self._compute_args)],
+            [(name, getattr(self, name)) for name in self._defaults],
+        )
 
     def _batch_statistics(self, *args: Any, **kwargs: Any) -> tuple[Tensor, ...]:
         raise NotImplementedError
@@ -230,15 +346,43 @@ class SumStateMetric(Metric):
         torchmetrics' ``forward`` resets the state before it updates with the batch, so a batch that raises would
         lose everything accumulated so far; here the state, the update count and torchmetrics' flags are put back
         as they were before the error (any ``BaseException``, ``KeyboardInterrupt`` included) propagates.
+
+        With ``dist_sync_on_step=True`` under ``torch.distributed``, each step is a collective. A rank whose batch
+        raises before the step's ``all_reduce`` still takes part in it, contributing nothing but a flag, and then
+        raises its own error; the other ranks see the flag and raise :class:`~hingemetrics.StepSyncError`. No rank
+        keeps the step, so the next step pairs up with the next step on every rank. (With a ``dist_sync_fn`` of
+        your own, torchmetrics' per-state path has no room for the flag, and a failed batch leaves the ranks out of
+        step, as in torchmetrics.)
         """
         saved = {name: getattr(self, name) for name in self._defaults}  # states are replaced, never changed in place
         flags = {name: getattr(self, name) for name in _FORWARD_FLAGS}
+        step, own_sync_fn = (_StepSync() if self._syncs_each_step() else None), self.dist_sync_fn
+        if step is not None:
+            # torchmetrics hands `dist_sync_fn` to `_sync_dist`: that is how the step's sync learns it is one
+            self.dist_sync_fn = step
         try:
             return super().forward(*args, **kwargs)
-        except BaseException:  # a KeyboardInterrupt too
+        except BaseException as err:  # a KeyboardInterrupt too
             for name, value in (saved | flags).items():
                 setattr(self, name, value)
+            if step is not None and not step.started and isinstance(err, Exception):
+                # the batch failed before the step's collective: take part in it, so that every rank learns
+                # (not on an interrupt, where a collective could block the user's way out)
+                sum_states_over_ranks([self], self.process_group, step_failed=True)
             raise
+        finally:
+            if step is not None:
+                self.dist_sync_fn = own_sync_fn
+
+    def _syncs_each_step(self) -> bool:
+        """Whether ``forward`` syncs through :func:`sum_states_over_ranks`, as torchmetrics' ``sync`` decides it."""
+        available = self.distributed_available_fn
+        return (
+            self.dist_sync_on_step
+            and self.dist_sync_fn in (None, gather_all_tensors)
+            and callable(available)
+            and bool(available())
+        )
 
     def _load_from_state_dict(
         self,
@@ -579,13 +723,20 @@ class SumStateMetric(Metric):
         """Sum every state over the ranks of the group with one ``all_reduce`` of one packed tensor.
 
         Every rank issues this one collective, with the same shape, whether or not it has seen data, so no rank can
-        wait on a collective that another never issues. A ``dist_sync_fn`` other than torchmetrics' default is
-        honoured through torchmetrics' own path, which calls it once per state.
+        wait on a collective that another never issues; the first sync of a configuration on a group adds the
+        agreement check (see :func:`sum_states_over_ranks`). A ``forward`` step with ``dist_sync_on_step=True``
+        arrives with a ``_StepSync`` as ``dist_sync_fn`` and carries the failed-batch flag. A ``dist_sync_fn``
+        other than torchmetrics' default is honoured through torchmetrics' own path, which calls it once per state.
         """
+        group = process_group or self.process_group
+        if isinstance(dist_sync_fn, _StepSync):
+            dist_sync_fn.started = True
+            sum_states_over_ranks([self], group, step_failed=False)
+            return
         if dist_sync_fn is not gather_all_tensors:
             super()._sync_dist(dist_sync_fn, process_group)
             return
-        sum_states_over_ranks([self], process_group or self.process_group)
+        sum_states_over_ranks([self], group)
 
     def _wrap_compute(self, compute: Callable) -> Callable:
         """Wrap ``compute`` as torchmetrics does, and let it run on states that ``sync()`` has already summed.

@@ -37,6 +37,7 @@ class HingeEmbeddingLoss(SumStateMetric):
     """
 
     plot_lower_bound = None  # an input x with y = 1 may be negative, so the loss may be too
+    _compute_args = ("reduction",)
 
     loss_sum: Tensor
     count: Tensor

@@ -38,6 +38,8 @@ class MultilabelHingeLoss(SumStateMetric):
         tensor([0.6667, 0.2000], dtype=torch.float64)
     """
 
+    _compute_args = ("average",)
+
     loss_sum: Tensor
     weight_sum: Tensor
 
