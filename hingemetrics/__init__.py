@@ -5,10 +5,12 @@ itself. The arithmetic lives in :mod:`hingemetrics.functional`, shared by the fu
 """
 
 from hingemetrics import functional
+from hingemetrics._agreement import StepSyncError, SyncMismatchError
 from hingemetrics._classification import BinaryHingeLoss, HingeLoss, MulticlassHingeLoss
 from hingemetrics._embedding import HingeEmbeddingLoss
 from hingemetrics._margin import MarginDistribution, MarginHistogram
 from hingemetrics._multilabel import MultilabelHingeLoss
+from hingemetrics._precision import StatePrecisionWarning
 from hingemetrics._sync import synced
 
 __version__ = "0.1.0"
@@ -21,6 +23,9 @@ __all__ = [
     "MarginHistogram",
     "MulticlassHingeLoss",
     "MultilabelHingeLoss",
+    "StatePrecisionWarning",
+    "StepSyncError",
+    "SyncMismatchError",
     "__version__",
     "functional",
     "synced",

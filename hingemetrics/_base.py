@@ -2,10 +2,12 @@
 
 import functools
 import hashlib
+import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import torch
+import torch.distributed as dist
 from lightning_utilities import apply_to_collection
 from torch import Tensor
 from torchmetrics import Metric
@@ -13,6 +15,15 @@ from torchmetrics.utilities.data import _squeeze_if_scalar, dim_zero_sum
 from torchmetrics.utilities.distributed import gather_all_tensors
 from torchmetrics.utilities.plot import _AX_TYPE, _PLOT_OUT_TYPE
 
+from hingemetrics import _precision as P
+from hingemetrics._agreement import (
+    MetricDescription,
+    StepSyncError,
+    SyncDescription,
+    check_agreement,
+    describe_metric,
+    group_key,
+)
 from hingemetrics._plot import plot_metric
 from hingemetrics.functional._common import STAT_DTYPE
 
@@ -70,17 +81,129 @@ def _sum_over_ranks(packed: Tensor, group: Any | None) -> Tensor:
     return packed
 
 
-def sum_states_over_ranks(metrics: Sequence[Metric], group: Any | None) -> None:
+def sum_states_over_ranks(
+    metrics: Sequence["SumStateMetric"], group: Any | None, *, step_failed: bool | None = None
+) -> None:
     """Replace every state of every metric by its sum over the ranks of ``group``, with one ``all_reduce`` in all.
 
     The states (tensors reduced by summation, on one device) are packed into one tensor in order, summed, and
     unpacked into new tensors; the old ones are left untouched, so a caller may keep them to restore later.
+
+    Before that, the ranks must agree on what they pack (see :func:`_agree`): the first time these metrics sync
+    this configuration on ``group``, one small ``all_gather`` compares it across the ranks, and a mismatch raises
+    :class:`~hingemetrics.SyncMismatchError` on every rank with nothing summed. Later syncs issue the
+    ``all_reduce`` alone.
+
+    Args:
+        metrics: the metrics, in an order that is the same on every rank.
+        group: the process group; None is the default one.
+        step_failed: None for ``compute()``/``sync()``/``hm.synced``. In ``forward`` with ``dist_sync_on_step``,
+            False where this rank's batch went through and True where its ``update`` raised: the packed tensor
+            then ends with one more element, 1 from each rank whose batch failed (which packs zeros for its
+            states and keeps them), and where the sum is not 0 every other rank raises
+            :class:`~hingemetrics.StepSyncError` instead of taking the sums.
     """
+    group = dist.group.WORLD if group is None else group
     names = [(metric, name) for metric in metrics for name in metric._defaults]
     states = [_summed_tensor_state(name, getattr(metric, name), metric._reductions[name]) for metric, name in names]
-    total = _sum_over_ranks(_pack(states), group)
-    for (metric, name), value in zip(names, _unpack(total, states), strict=True):
+    description = (
+        "compute" if step_failed is None else "step",
+        tuple(metric._sync_description() for metric in metrics),
+    )
+    _agree(metrics, description, group, states[0].device)
+    if step_failed is None:
+        _set_states(names, _unpack(_sum_over_ranks(_pack(states), group), states))
+        return
+    packed = _pack([torch.zeros_like(state) for state in states] if step_failed else states)
+    flag = torch.full((1,), float(step_failed), dtype=packed.dtype, device=packed.device)
+    total = _sum_over_ranks(torch.cat([packed, flag]), group)
+    failed = int(total[-1].item())
+    if step_failed:
+        return
+    if failed:
+        raise StepSyncError(
+            "Expected every rank's batch of this forward step (dist_sync_on_step=True) to update its metric, but "
+            f"the batches of {failed} of the {dist.get_world_size(group)} ranks raised. The step counts on no rank: "
+            f"every rank keeps its {', '.join(type(metric).__name__ for metric in metrics)} state as it was before."
+        )
+    _set_states(names, _unpack(total[:-1], states))
+
+
+def _set_states(names: Sequence[tuple[Metric, str]], values: Sequence[Tensor]) -> None:
+    for (metric, name), value in zip(names, values, strict=True):
         setattr(metric, name, value)
+
+
+def _agree(metrics: Sequence["SumStateMetric"], description: SyncDescription, group: Any, device: torch.device) -> None:
+    """Check, once per configuration, that every rank of ``group`` syncs what this one does; see ``check_agreement``.
+
+    Whether to run the check (a collective) must be decided alike on every rank, or one rank would wait in the
+    check while another sums. Each metric remembers the (group, description) pairs it has been agreed in, in its
+    ``_agreed_syncs``; the check is skipped only when every metric of this sync has been agreed in exactly this
+    description on this group. That decision reads the ranks' local histories, yet it is the same on every rank
+    in any program whose ranks create their metrics and sync them in the same order (which every collective
+    needs anyway), whatever the metrics' arguments:
+
+    * a metric's first sync on a group checks on every rank, since its counterparts on the other ranks are new
+      there too: a configuration computed from rank-local data is caught at once;
+    * after that, a metric and its counterparts were agreed at the same syncs, on descriptions shown equal, so
+      they hold the same entries, and a description that changes alike on every rank (another set of metrics in
+      ``hm.synced``, another dtype) is new everywhere and checked again. The description holds the state shapes
+      and dtypes, so an agreement never outlives a change in what is packed.
+
+    What the check cannot see without a collective on every sync is a rank that, after an agreed sync, alone
+    changes a metric (replaces its states by hand, edits an argument) or alone syncs another set of metrics it
+    has synced before; ranks that do so may then disagree on running the check.
+    """
+    agreed = (group_key(group), description)
+    if all(agreed in metric._agreed_syncs for metric in metrics):
+        return
+    check_agreement(description, group, device)
+    for metric in metrics:
+        metric._agreed_syncs.add(agreed)
+
+
+class _StepSync:
+    """The ``dist_sync_fn`` of one ``forward`` step with ``dist_sync_on_step=True``.
+
+    ``_sync_dist`` recognises the step's sync by it and records that it started. Called as a gather function, it
+    is torchmetrics' own.
+    """
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def __call__(self, result: Tensor, group: Any | None = None) -> list[Tensor]:
+        return gather_all_tensors(result, group)
+
+
+_Self = TypeVar("_Self", bound="SumStateMetric")
+
+#: The key, in a state dict's metadata for a metric's prefix, under which the metric records its configuration.
+_CONFIG_METADATA = "hingemetrics_config"
+
+
+def _is_config_key(key: str, prefix: str) -> bool:
+    """Whether ``key`` is the configuration key of the metric at ``prefix`` (not of a module below it)."""
+    return key.startswith(prefix + "config_") and "." not in key[len(prefix) :]
+
+
+def _describe(config: dict[str, Any]) -> str:
+    """``BinaryHingeLoss(margin=1.0, squared=False, ...)``: a configuration as the message shows it."""
+    args = ", ".join(f"{name}={value!r}" for name, value in config.items() if name != "class")
+    return f"{config.get('class')}({args})"
+
+
+def _differences(ours: dict[str, Any], theirs: dict[str, Any], our_side: str, their_side: str) -> str:
+    """``"`margin` differs: 1.0 (here) vs 2.0 (in the checkpoint)"``, one clause per differing entry."""
+    missing = "(not set)"
+    names = [*ours, *(name for name in theirs if name not in ours)]
+    clauses = [
+        f"`{name}` differs: {ours.get(name, missing)!r} ({our_side}) vs {theirs.get(name, missing)!r} ({their_side})"
+        for name in names
+        if ours.get(name, missing) != theirs.get(name, missing)
+    ]
+    return "; ".join(clauses).replace("`class` differs", "the class differs")
 
 
 #: torchmetrics' bookkeeping that ``forward`` changes on its way, restored when the batch raises.
@@ -106,9 +229,14 @@ class SumStateMetric(Metric):
       the state exactly as it was, and a ``forward`` that puts the state back when its batch raises;
     * states that never keep an autograd graph (torchmetrics runs ``update`` with autograd off), while
       ``forward``'s batch value stays differentiable;
-    * a ``load_state_dict`` that checks each state's shape and casts it to the metric's own dtype and device;
+    * float64 states that stay float64: a module cast (``metric.half()``, ``parent.to(torch.bfloat16)``, ...)
+      moves them to its device but never changes their dtype; only :meth:`set_dtype` does, with a warning that
+      says what a narrower dtype costs. On a device without float64 (MPS) they are float32, with a warning;
+    * a ``load_state_dict`` that checks each state's shape and casts it to the metric's own dtype and device, and
+      that (like ``merge_state``) refuses the state of a metric built with other arguments, naming them;
     * a sync that packs every state into one tensor and issues a single ``all_reduce`` (torchmetrics' default
-      gathers each state separately); a user-supplied ``dist_sync_fn`` is still honoured.
+      gathers each state separately), after the ranks have agreed once on what they pack (see
+      :func:`sum_states_over_ranks`); a user-supplied ``dist_sync_fn`` is still honoured.
     """
 
     is_differentiable = True
@@ -120,7 +248,18 @@ class SumStateMetric(Metric):
     #: plotted, e.g. through ``MetricCollection.plot``.
     plot_labels: Sequence[str] | None = None
 
+    #: Arguments that change how ``compute`` reads the state but not what ``update`` adds (``average``,
+    #: ``reduction``): part of the description the ranks agree on, with those given to :meth:`_add_config_key`.
+    _compute_args: ClassVar[tuple[str, ...]] = ()
+
     _sum_states: tuple[str, ...]
+    #: The name of the empty state that encodes the configuration (see ``_add_config_key``), None before it.
+    _config_key: str | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: ``(group, description)`` keys of the syncs this metric has been agreed in: see ``_agree``.
+        self._agreed_syncs: set[tuple[tuple[str, tuple[int, ...]], SyncDescription]] = set()
 
     def _add_sum_state(self, name: str, shape: tuple[int, ...] = ()) -> None:
         """Register a float64 zero state reduced by summation."""
@@ -138,7 +277,27 @@ class SumStateMetric(Metric):
         """
         fingerprint = repr((type(self).__name__, sorted(update_args.items())))
         digest = hashlib.sha1(fingerprint.encode()).hexdigest()[:12]
-        self.add_state(f"config_{digest}", default=torch.zeros(0, dtype=STAT_DTYPE), dist_reduce_fx="sum")
+        self._config_args: dict[str, Any] = dict(update_args)
+        self._config_key = f"config_{digest}"
+        self.add_state(self._config_key, default=torch.zeros(0, dtype=STAT_DTYPE), dist_reduce_fx="sum")
+
+    def _config(self) -> dict[str, Any]:
+        """The class and the arguments that decide what ``update`` adds, as merges and checkpoints compare them."""
+        return {"class": type(self).__name__, **getattr(self, "_config_args", {})}
+
+    def _sync_description(self) -> MetricDescription:
+        """What the ranks must agree on before summing this metric's states.
+
+        The class name; the arguments that change what ``update`` adds, as :meth:`_add_config_key` recorded them
+        (the configuration that merges and checkpoints compare too), and those that change how ``compute`` reads
+        the state (``_compute_args``); and each state's name, shape and dtype.
+        """
+        config = getattr(self, "_config_args", {})
+        return describe_metric(
+            type(self).__name__,
+            [*config.items(), *((name, getattr(self, name)) for name in self._compute_args)],
+            [(name, getattr(self, name)) for name in self._defaults],
+        )
 
     def _batch_statistics(self, *args: Any, **kwargs: Any) -> tuple[Tensor, ...]:
         raise NotImplementedError
@@ -156,12 +315,15 @@ class SumStateMetric(Metric):
         try:
             self._check_inputs_on_state_device(args)
             stats = self._batch_statistics(*args)
-        except Exception:
-            self._update_count -= 1  # torchmetrics counted the call before it failed; the state never saw it
+            totals = [
+                getattr(self, name) + value.to(getattr(self, name).dtype)
+                for name, value in zip(self._sum_states, stats, strict=True)
+            ]
+        except BaseException:  # a KeyboardInterrupt too: the state never saw the batch
+            self._update_count -= 1  # torchmetrics counted the call before it failed
             raise
-        for name, value in zip(self._sum_states, stats, strict=True):
-            current = getattr(self, name)
-            setattr(self, name, current + value.to(current.dtype))
+        for name, total in zip(self._sum_states, totals, strict=True):
+            setattr(self, name, total)
 
     def _check_inputs_on_state_device(self, args: Sequence[Any]) -> None:
         """Refuse inputs that share one device other than the state's, before any arithmetic.
@@ -183,16 +345,44 @@ class SumStateMetric(Metric):
 
         torchmetrics' ``forward`` resets the state before it updates with the batch, so a batch that raises would
         lose everything accumulated so far; here the state, the update count and torchmetrics' flags are put back
-        as they were before the error propagates.
+        as they were before the error (any ``BaseException``, ``KeyboardInterrupt`` included) propagates.
+
+        With ``dist_sync_on_step=True`` under ``torch.distributed``, each step is a collective. A rank whose batch
+        raises before the step's ``all_reduce`` still takes part in it, contributing nothing but a flag, and then
+        raises its own error; the other ranks see the flag and raise :class:`~hingemetrics.StepSyncError`. No rank
+        keeps the step, so the next step pairs up with the next step on every rank. (With a ``dist_sync_fn`` of
+        your own, torchmetrics' per-state path has no room for the flag, and a failed batch leaves the ranks out of
+        step, as in torchmetrics.)
         """
         saved = {name: getattr(self, name) for name in self._defaults}  # states are replaced, never changed in place
         flags = {name: getattr(self, name) for name in _FORWARD_FLAGS}
+        step, own_sync_fn = (_StepSync() if self._syncs_each_step() else None), self.dist_sync_fn
+        if step is not None:
+            # torchmetrics hands `dist_sync_fn` to `_sync_dist`: that is how the step's sync learns it is one
+            self.dist_sync_fn = step
         try:
             return super().forward(*args, **kwargs)
-        except Exception:
+        except BaseException as err:  # a KeyboardInterrupt too
             for name, value in (saved | flags).items():
                 setattr(self, name, value)
+            if step is not None and not step.started and isinstance(err, Exception):
+                # the batch failed before the step's collective: take part in it, so that every rank learns
+                # (not on an interrupt, where a collective could block the user's way out)
+                sum_states_over_ranks([self], self.process_group, step_failed=True)
             raise
+        finally:
+            if step is not None:
+                self.dist_sync_fn = own_sync_fn
+
+    def _syncs_each_step(self) -> bool:
+        """Whether ``forward`` syncs through :func:`sum_states_over_ranks`, as torchmetrics' ``sync`` decides it."""
+        available = self.distributed_available_fn
+        return (
+            self.dist_sync_on_step
+            and self.dist_sync_fn in (None, gather_all_tensors)
+            and callable(available)
+            and bool(available())
+        )
 
     def _load_from_state_dict(
         self,
@@ -204,21 +394,34 @@ class SumStateMetric(Metric):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
-        """Load the summed states after checking their shapes, cast to this metric's dtype and device.
+        """Load the summed states after checking their configuration and shapes, cast to this metric's dtype.
 
         torchmetrics sets whatever the checkpoint holds: a float32 checkpoint would turn the float64 sums into
         float32 ones, and a state of another shape would broadcast silently at the next update. Here each state is
-        cast to the dtype and device of the metric's own, and a shape that differs is reported (``load_state_dict``
-        raises a ``RuntimeError`` listing every such state) with no state loaded. The cached ``compute`` result is
-        dropped, and a loaded state that holds data counts as an update, so ``compute`` does not warn that it was
-        called before ``update``.
+        cast to the dtype and device of the metric's own (for a float64 metric, a widening cast that loses
+        nothing), and a shape that differs is reported (``load_state_dict`` raises a ``RuntimeError`` listing every
+        such state) with no state loaded. A checkpoint written by a metric with other arguments (another
+        ``margin``, say) is refused the same way, even with ``strict=False``, since its sums would give a wrong
+        value here: the message names the arguments that differ when the checkpoint records them (this package
+        writes them into the state dict's metadata), and otherwise lists this metric's own. The cached
+        ``compute`` result is dropped, and a loaded state that holds data counts as an update, so ``compute`` does
+        not warn that it was called before ``update``.
         """
+        config_keys = [key for key in state_dict if _is_config_key(key, prefix)]
+        present = [name for name in self._sum_states if prefix + name in state_dict]
+        if present or config_keys:
+            mismatch = self._checkpoint_config_mismatch(config_keys, local_metadata, prefix)
+            if mismatch is not None:
+                for key in config_keys + [prefix + name for name in present]:
+                    state_dict.pop(key)
+                error_msgs.append(mismatch)
+                return
+        for key in config_keys:
+            state_dict.pop(key)  # this metric's own key, which holds nothing
         loaded: dict[str, Tensor] = {}
         errors: list[str] = []
-        for name in self._sum_states:
+        for name in present:
             key = prefix + name
-            if key not in state_dict:
-                continue
             value, current = state_dict.pop(key), getattr(self, name)
             if not isinstance(value, Tensor) or value.shape != current.shape:
                 got = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else f"a {type(value).__name__}"
@@ -240,17 +443,300 @@ class SumStateMetric(Metric):
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
 
+    def _checkpoint_config_mismatch(
+        self, config_keys: list[str], local_metadata: dict[str, Any], prefix: str
+    ) -> str | None:
+        """The error for a checkpoint written with another configuration, or None when it matches this one."""
+        saved = local_metadata.get(_CONFIG_METADATA)
+        ours = self._config()
+        foreign = [key[len(prefix) :] for key in config_keys if key[len(prefix) :] != self._config_key]
+        where = f" at {prefix[:-1]!r}" if prefix else ""
+        if isinstance(saved, dict):  # the checkpoint records its configuration: compare it entry by entry
+            if saved == ours:
+                return None
+            return (
+                f"Expected the checkpoint of {type(self).__name__}{where} to be saved with this metric's "
+                f"configuration, but {_differences(ours, saved, 'here', 'in the checkpoint')}. Build the metric "
+                "with the arguments it was saved with; no state was loaded."
+            )
+        if foreign:
+            return (
+                f"Expected the checkpoint of {type(self).__name__}{where} to be saved with this metric's "
+                f"configuration ({_describe(ours)}), but it was saved with a different one (key {foreign[0]!r}, "
+                f"this metric's is {self._config_key!r}); the checkpoint does not record which arguments differ. "
+                "Build the metric with the arguments it was saved with; no state was loaded."
+            )
+        return None
+
+    def state_dict(  # type: ignore[override]
+        self, destination: dict[str, Any] | None = None, prefix: str = "", keep_vars: bool = False
+    ) -> dict[str, Any]:
+        """The state dict of torchmetrics, whose metadata also records this metric's configuration.
+
+        The configuration (the class and the arguments that decide what ``update`` adds) lets ``load_state_dict``
+        name the arguments that differ when a checkpoint comes from a metric built otherwise.
+        """
+        out = super().state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
+        metadata = getattr(out, "_metadata", None)
+        if metadata is not None and prefix[:-1] in metadata:
+            metadata[prefix[:-1]][_CONFIG_METADATA] = self._config()
+        return out
+
+    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
+        """Add the state of another metric of the same configuration (or a dict of its states) to this one.
+
+        Everything is checked before anything is added: the incoming metric must be of this class and built with
+        the arguments that decide what ``update`` adds (an error names each one that differs, e.g. ``margin``); a
+        dict must hold every summed state with this metric's shapes, and if it carries a configuration key (as
+        ``metric.metric_state`` does) it must be this metric's. The incoming states are cast to this metric's dtype
+        and device. The update counts add up and a cached ``compute`` result is dropped.
+
+        Example:
+            >>> import torch
+            >>> from hingemetrics import BinaryHingeLoss
+            >>> a, b = BinaryHingeLoss(), BinaryHingeLoss()
+            >>> a.update(torch.tensor([0.5]), torch.tensor([1]))
+            >>> b.update(torch.tensor([-1.0]), torch.tensor([1]))
+            >>> a.merge_state(b)
+            >>> a.compute()
+            tensor(1.2500, dtype=torch.float64)
+            >>> a.merge_state(BinaryHingeLoss(margin=2.0))  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            ValueError: Expected the incoming BinaryHingeLoss ... `margin` differs: 1.0 (this metric) vs 2.0 (incoming).
+        """
+        if isinstance(incoming_state, Metric):
+            if not isinstance(incoming_state, type(self)):
+                raise ValueError(
+                    f"Expected the incoming metric to be a {type(self).__name__}, but got a "
+                    f"{type(incoming_state).__name__}."
+                )
+            theirs = incoming_state._config()
+            if theirs != self._config():
+                raise ValueError(
+                    f"Expected the incoming {type(self).__name__} to have this metric's configuration, but "
+                    f"{_differences(self._config(), theirs, 'this metric', 'incoming')}."
+                )
+            states: dict[str, Any] = incoming_state.metric_state
+            count: int | None = incoming_state._update_count
+        elif isinstance(incoming_state, dict):
+            states, count = incoming_state, None
+            foreign = [key for key in states if key.startswith("config_") and key != self._config_key]
+            if foreign:
+                raise ValueError(
+                    f"Expected an incoming state of a {type(self).__name__} with this metric's configuration "
+                    f"({_describe(self._config())}), but it carries the key {foreign[0]!r} of another one (this "
+                    f"metric's is {self._config_key!r})."
+                )
+        else:
+            raise TypeError(
+                f"Expected `incoming_state` to be a dict of states or a {type(self).__name__}, but got "
+                f"{type(incoming_state).__name__}."
+            )
+        if self.dist_sync_on_step:
+            raise RuntimeError(
+                "``merge_state`` is not supported for metrics with ``dist_sync_on_step=True`` (torchmetrics' rule)."
+            )
+        totals = self._merged(states)
+        for name, total in totals.items():
+            setattr(self, name, total)
+        self._computed = None
+        if count is not None:
+            self._update_count += count
+        elif any(bool(states[name].ne(0).any()) for name in self._sum_states):
+            self._update_count = max(self._update_count, 1)  # a dict that holds data counts as updated
+
+    def _merged(self, states: dict[str, Any]) -> dict[str, Tensor]:
+        """This metric's sums plus those of ``states``, checked for presence and shape before any is added."""
+        totals: dict[str, Tensor] = {}
+        for name in self._sum_states:
+            current = getattr(self, name)
+            value = states.get(name)
+            if not isinstance(value, Tensor) or value.shape != current.shape:
+                got = (
+                    "no such state"
+                    if name not in states
+                    else (f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else f"a {type(value).__name__}")
+                )
+                raise ValueError(
+                    f"Expected incoming state `{name}` of {type(self).__name__} to be a tensor of shape "
+                    f"{tuple(current.shape)}, but got {got}."
+                )
+            totals[name] = current + value.to(device=current.device, dtype=current.dtype)
+        return totals
+
+    # ------------------------------------------------------------------------------------------- dtype and device
+    def _apply(  # type: ignore[override]
+        self, fn: Callable, exclude_state: Sequence[str] = "", recurse: bool = True
+    ) -> torch.nn.Module:
+        """Apply ``fn`` (a move or a cast from ``nn.Module``) to the states: they move, and keep their dtype.
+
+        ``nn.Module`` calls this for ``.to(...)``, ``.cuda()``, ``.half()`` and the rest, also when they are called
+        on a parent module. The states and their defaults move to the device of ``fn`` in the metric's state dtype:
+        float64, or what :meth:`set_dtype` chose (its cast is the one that changes it). The cached results move as
+        they are (``set_dtype`` casts them too, as torchmetrics does). On a device without float64 (MPS) float64
+        becomes float32, with a warning once per metric. ``recurse`` is accepted for ``to_empty``; a metric has no
+        child modules.
+        """
+        device = getattr(self, self._sum_states[0]).device if getattr(self, "_sum_states", ()) else self.device
+        plan = P.plan_of(fn, device)
+        explicit = getattr(self, "_dtype_convert", False) and plan.float_dtype is not None
+        if explicit:
+            self._state_dtype = plan.float_dtype  # inside set_dtype: the one cast that changes the states
+        wanted = self._wanted_state_dtype()
+        caches = P.state_fn(fn, plan, plan.float_dtype if explicit else None)
+        out = super()._apply(caches, exclude_state=(*exclude_state, *self._defaults))
+        move = P.state_fn(fn, plan, wanted)
+        for name, default in self._defaults.items():
+            if name in exclude_state:
+                continue
+            if isinstance(default, Tensor):
+                self._defaults[name] = move(default)
+            setattr(self, name, move(getattr(self, name)))
+        if P.state_dtype_for(plan.device, wanted) != wanted and not getattr(self, "_warned_no_float64", False):
+            self._warned_no_float64 = True
+            warnings.warn(
+                f"{type(self).__name__} keeps its states in float32 on {plan.device}, which has no float64: "
+                f"{P.precision_cost(torch.float32)}.",
+                P.StatePrecisionWarning,
+                stacklevel=3,
+            )
+        return out
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Set an attribute; a state is kept in the metric's state dtype, whatever assigns it.
+
+        torchmetrics' wrappers that share their metric's states (``ClasswiseWrapper``) cast them through their own
+        ``_apply`` after the metric's, so a parent's ``.to(torch.bfloat16)`` assigns the metric a bfloat16 copy of
+        its float64 state. A copy that is just this state rounded to a narrower dtype adds nothing, so the state
+        stays as it is; any other tensor is cast to the state dtype (widening loses nothing).
+        """
+        if isinstance(value, Tensor) and value.is_floating_point() and name in self.__dict__.get("_defaults", ()):
+            value = self._as_state(name, value)
+        super().__setattr__(name, value)
+
+    def _as_state(self, name: str, value: Tensor) -> Tensor:
+        """``value`` in the state dtype, or the current state when ``value`` is only that state rounded."""
+        want = P.state_dtype_for(value.device, self._wanted_state_dtype())
+        if value.dtype == want:
+            return value
+        current = self.__dict__.get(name)
+        if (
+            isinstance(current, Tensor)
+            and current.dtype == want
+            and value.dtype.itemsize < want.itemsize
+            and (current.shape, current.device) == (value.shape, value.device)
+            and value.device.type != "meta"
+            and torch.equal(current.to(value.dtype), value)
+        ):
+            return current
+        return value.to(want)
+
+    def _wanted_state_dtype(self) -> torch.dtype:
+        """The dtype of the states where the device has it: float64 unless :meth:`set_dtype` chose another."""
+        return getattr(self, "_state_dtype", STAT_DTYPE)
+
+    def set_dtype(self: _Self, dst_type: str | torch.dtype) -> _Self:
+        """Keep the states in ``dst_type`` from now on: the one call that changes their dtype.
+
+        float64 is the default and loses nothing; a narrower floating dtype warns with a
+        :class:`~hingemetrics.StatePrecisionWarning` that says what it costs (float32: 24 significant bits;
+        float16: 11, and overflow to inf past 65504; bfloat16: 8). A non-floating dtype is refused. Module casts
+        (``.half()``, ``.to(dtype)``, a parent's cast) never change the states.
+
+        Example:
+            >>> import warnings
+            >>> import torch
+            >>> from hingemetrics import BinaryHingeLoss
+            >>> metric = BinaryHingeLoss()
+            >>> with warnings.catch_warnings(record=True) as caught:
+            ...     warnings.simplefilter("always")
+            ...     _ = metric.set_dtype(torch.float32)
+            >>> metric.loss_sum.dtype, caught[0].category.__name__
+            (torch.float32, 'StatePrecisionWarning')
+        """
+        dtype = P.as_dtype(dst_type)
+        if not dtype.is_floating_point:
+            raise TypeError(f"Expected `dst_type` to be a floating-point dtype for the summed states, but got {dtype}.")
+        if dtype != torch.float64:
+            warnings.warn(
+                f"{type(self).__name__}.set_dtype({dtype}) keeps the summed states in {dtype}: "
+                f"{P.precision_cost(dtype)}.",
+                P.StatePrecisionWarning,
+                stacklevel=2,
+            )
+        self._dtype_convert = True
+        try:
+            torch.nn.Module.type(self, dtype)
+        finally:
+            self._dtype_convert = False
+        return self
+
+    def _cast_ignored(self, call: str, dtype: torch.dtype | None) -> None:
+        """Warn that a cast called on the metric itself leaves the states as they are, when it would change them."""
+        state = getattr(self, self._sum_states[0])
+        if dtype is None or dtype == state.dtype or not (dtype.is_floating_point or dtype.is_complex):
+            return
+        warnings.warn(
+            f"{type(self).__name__}.{call} leaves the {state.dtype} states as they are: module casts move a "
+            f"metric but never change its state dtype. Call `metric.set_dtype({dtype})` to change it.",
+            P.StatePrecisionWarning,
+            stacklevel=3,
+        )
+
+    def type(self: _Self, dst_type: str | torch.dtype) -> _Self:
+        """Leave the states as they are (warn if that is not ``dst_type``); use :meth:`set_dtype` to change them."""
+        self._cast_ignored(f"type({dst_type})", P.as_dtype(dst_type))
+        return self
+
+    def float(self: _Self) -> _Self:
+        """Leave the states as they are (warn if they are not float32); use :meth:`set_dtype` to change them."""
+        self._cast_ignored("float()", torch.float32)
+        return self
+
+    def double(self: _Self) -> _Self:
+        """Leave the states as they are (warn if they are not float64); use :meth:`set_dtype` to change them."""
+        self._cast_ignored("double()", torch.float64)
+        return self
+
+    def half(self: _Self) -> _Self:
+        """Leave the states as they are (warn if they are not float16); use :meth:`set_dtype` to change them."""
+        self._cast_ignored("half()", torch.float16)
+        return self
+
+    def bfloat16(self: _Self) -> _Self:
+        """Leave the states as they are (warn if they are not bfloat16); use :meth:`set_dtype` to change them."""
+        self._cast_ignored("bfloat16()", torch.bfloat16)
+        return self
+
+    def to(self: _Self, *args: Any, **kwargs: Any) -> _Self:
+        """Move the states to a device as ``nn.Module.to`` does; a dtype given here leaves them as they are.
+
+        ``metric.to("cuda")`` and ``metric.to("cuda", torch.float16)`` both move the float64 states; the second
+        also warns that the dtype was ignored (use :meth:`set_dtype`).
+        """
+        dtype = torch._C._nn._parse_to(*args, **kwargs)[1]
+        self._cast_ignored("to(...)", dtype)
+        return super().to(*args, **kwargs)
+
     def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors, process_group: Any | None = None) -> None:
         """Sum every state over the ranks of the group with one ``all_reduce`` of one packed tensor.
 
         Every rank issues this one collective, with the same shape, whether or not it has seen data, so no rank can
-        wait on a collective that another never issues. A ``dist_sync_fn`` other than torchmetrics' default is
-        honoured through torchmetrics' own path, which calls it once per state.
+        wait on a collective that another never issues; the first sync of a configuration on a group adds the
+        agreement check (see :func:`sum_states_over_ranks`). A ``forward`` step with ``dist_sync_on_step=True``
+        arrives with a ``_StepSync`` as ``dist_sync_fn`` and carries the failed-batch flag. A ``dist_sync_fn``
+        other than torchmetrics' default is honoured through torchmetrics' own path, which calls it once per state.
         """
+        group = process_group or self.process_group
+        if isinstance(dist_sync_fn, _StepSync):
+            dist_sync_fn.started = True
+            sum_states_over_ranks([self], group, step_failed=False)
+            return
         if dist_sync_fn is not gather_all_tensors:
             super()._sync_dist(dist_sync_fn, process_group)
             return
-        sum_states_over_ranks([self], process_group or self.process_group)
+        sum_states_over_ranks([self], group)
 
     def _wrap_compute(self, compute: Callable) -> Callable:
         """Wrap ``compute`` as torchmetrics does, and let it run on states that ``sync()`` has already summed.

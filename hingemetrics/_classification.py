@@ -60,7 +60,9 @@ class BinaryHingeLoss(SumStateMetric):
         self.normalization = normalization
         self._add_sum_state("loss_sum")
         self._add_sum_state("weight_sum")
-        self._add_config_key(margin=margin, squared=squared, ignore_index=ignore_index, normalization=normalization)
+        self._add_config_key(
+            margin=float(margin), squared=squared, ignore_index=ignore_index, normalization=normalization
+        )
 
     def _batch_statistics(self, preds: Tensor, target: Tensor, sample_weight: Tensor | None) -> tuple[Tensor, ...]:
         extrema = _binary_hinge_check_tensors(preds, target, sample_weight, self.ignore_index, self.validate_args)
@@ -135,7 +137,7 @@ class MulticlassHingeLoss(SumStateMetric):
         self._add_sum_state("weight_sum")
         self._add_config_key(
             num_classes=num_classes,
-            margin=margin,
+            margin=float(margin),
             squared=squared,
             multiclass_mode=multiclass_mode,
             ignore_index=ignore_index,

@@ -37,6 +37,7 @@ class HingeEmbeddingLoss(SumStateMetric):
     """
 
     plot_lower_bound = None  # an input x with y = 1 may be negative, so the loss may be too
+    _compute_args = ("reduction",)
 
     loss_sum: Tensor
     count: Tensor
@@ -55,7 +56,7 @@ class HingeEmbeddingLoss(SumStateMetric):
         self.validate_args = validate_args
         self._add_sum_state("loss_sum")
         self._add_sum_state("count")
-        self._add_config_key(margin=margin)
+        self._add_config_key(margin=float(margin))
 
     def update(self, preds: Tensor, target: Tensor) -> None:  # type: ignore[override]
         """Add a batch of inputs ``preds`` and +1/-1 targets of the same shape."""

@@ -160,7 +160,7 @@ class MarginDistribution(SumStateMetric):
         self._add_sum_state("misclassified")
         self._add_sum_state("inside_margin")
         self._add_sum_state("total")
-        self._add_config_key(task=task, num_classes=self.num_classes, bins=bins, range=self.range, margin=margin)
+        self._add_config_key(task=task, num_classes=self.num_classes, bins=bins, range=self.range, margin=float(margin))
 
     def update(self, preds: Tensor, target: Tensor) -> None:  # type: ignore[override]
         """Count the margins of a batch of scores ``preds`` and labels ``target`` (shapes in the class docstring)."""
@@ -170,6 +170,30 @@ class MarginDistribution(SumStateMetric):
         low, high = self.range
         steps = torch.arange(self.bins + 1, dtype=STAT_DTYPE, device=device) / self.bins
         return low + (high - low) * steps  # exact at both ends, and at 0 whenever 0 is an edge
+
+    def _bin_bounds(self, device: torch.device) -> Tensor:
+        """``(bins + 1,)`` lower bounds of the bins, with -inf for the first and +inf past the last.
+
+        Bin ``i`` holds the margins in ``[bounds[i], bounds[i + 1])``: the edges inside the range, and the end
+        bins open towards the values beyond it.
+        """
+        inf = torch.full((1,), math.inf, dtype=STAT_DTYPE, device=device)
+        return torch.cat([-inf, self._edges(device)[1:-1], inf])
+
+    def _bin_index(self, margins: Tensor, bounds: Tensor) -> Tensor:
+        """The bin of each margin of a chunk: ``i`` with ``bounds[i] <= margin < bounds[i + 1]``; 0 for NaN.
+
+        The bins have equal widths, so the bin is the margin's offset from the range's start in bin widths; a
+        margin within rounding of an edge may be one bin off that way, and one comparison with each of its bin's
+        two bounds puts it right (the bins are wider than float64's spacing at the range's magnitude). Every step
+        is an element-wise operation that torch keeps on the calling thread for a chunk (``torch.bucketize``, like
+        ``floor``, would split each chunk over the threads).
+        """
+        low, high = self.range
+        guess = ((margins - low) * (self.bins / (high - low))).nan_to_num_(0.0).clamp_(0, self.bins - 1).long()
+        above = margins >= bounds.index_select(0, guess + 1)
+        below = margins < bounds.index_select(0, guess)
+        return guess + above.long() - below.long()
 
     def _batch_statistics(self, preds: Tensor, target: Tensor) -> tuple[Tensor, ...]:
         if self.num_classes is None:
@@ -186,14 +210,13 @@ class MarginDistribution(SumStateMetric):
                 target = target.view(torch.uint8)  # the same bytes, as numbers: argmax takes no bool
             blocks = index_blocks(preds.shape[:1] + preds.shape[2:], self.num_classes, preds.device)
             margins_of = partial(multiclass_margins, preds, target)
-        inner_edges = self._edges(preds.device)[1:-1]
+        bounds = self._bin_bounds(preds.device)
         counts = torch.zeros(self.bins, dtype=STAT_DTYPE, device=preds.device)
         sums = []
         for block in blocks:  # one chunk of margins at a time: no temporary of the batch's size
             margins = margins_of(block)
             counted = (~margins.isnan()).to(STAT_DTYPE)
-            # bucketize on the inner edges puts values below the range in bin 0 and values above it in the last bin
-            counts.index_add_(0, torch.bucketize(margins, inner_edges, right=True), counted)
+            counts.index_add_(0, self._bin_index(margins, bounds), counted)
             below = torch.stack([(margins < 0).sum(dtype=STAT_DTYPE), (margins < self.margin).sum(dtype=STAT_DTYPE)])
             sums.append(torch.cat([below, counted.sum().reshape(1)]))
         totals = add_up(sums, torch.Size((3,)), preds.device)

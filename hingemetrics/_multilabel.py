@@ -38,6 +38,8 @@ class MultilabelHingeLoss(SumStateMetric):
         tensor([0.6667, 0.2000], dtype=torch.float64)
     """
 
+    _compute_args = ("average",)
+
     loss_sum: Tensor
     weight_sum: Tensor
 
@@ -66,7 +68,7 @@ class MultilabelHingeLoss(SumStateMetric):
         self._add_sum_state("weight_sum", (num_labels,))
         self._add_config_key(
             num_labels=num_labels,
-            margin=margin,
+            margin=float(margin),
             squared=squared,
             ignore_index=ignore_index,
             normalization=normalization,

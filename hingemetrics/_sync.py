@@ -10,6 +10,7 @@ import torch
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities.distributed import gather_all_tensors
 
+from hingemetrics._agreement import order_key
 from hingemetrics._base import SumStateMetric, sum_states_over_ranks
 
 __all__ = ["synced"]
@@ -25,6 +26,18 @@ def synced(*metrics: Metric | MetricCollection, process_group: Any | None = None
     ``compute()`` reads them without syncing again. On exit each metric gets its local states back, as after
     ``unsync()``, so accumulation can go on.
 
+    The ranks need not give the metrics in the same order. They are summed in an order every rank works out alike
+    from each metric's description (its class name, then the arguments that shape or read its state), so
+    ``hm.synced(a, b)`` on one rank pairs up with ``hm.synced(b, a)`` on another, and so do the members of a set,
+    whose order differs between processes. Metrics whose descriptions are identical (two
+    ``BinaryHingeLoss()``, say) cannot be told apart that way and keep the relative order they were given in:
+    give those in the same order on every rank (a list, a tuple or a ``MetricCollection``, not a set).
+
+    The first time a set of configurations syncs on a process group, one small ``all_gather`` checks that every
+    rank syncs the same metrics, configured alike; where they differ, every rank raises
+    :class:`~hingemetrics.SyncMismatchError` naming the difference, and no state is summed. Later syncs of the
+    same configurations issue the ``all_reduce`` alone.
+
     Other torchmetrics metrics in a collection are left alone and sync on their own in ``compute()``. A hingemetrics
     metric with a ``dist_sync_fn`` of its own is synced through that function, and one made with
     ``sync_on_compute=False`` is not synced. Outside a distributed run (``torch.distributed`` not initialised)
@@ -38,6 +51,7 @@ def synced(*metrics: Metric | MetricCollection, process_group: Any | None = None
     Raises:
         TypeError: an argument is not a torchmetrics ``Metric`` or ``MetricCollection``.
         ValueError: a hingemetrics metric given is already synced (by ``sync()`` or another ``synced``).
+        SyncMismatchError: the ranks sync different metrics or configurations (on every rank).
 
     Example:
         >>> import torch
@@ -50,7 +64,7 @@ def synced(*metrics: Metric | MetricCollection, process_group: Any | None = None
         >>> {name: round(value.item(), 4) for name, value in values.items()}
         {'binary': 1.0, 'squared': 2.1667}
     """
-    members = _hinge_members(metrics)
+    members = sorted(_hinge_members(metrics), key=lambda metric: order_key(metric._sync_description()))
     for metric in members:
         if metric._is_synced:
             raise ValueError(
@@ -82,7 +96,10 @@ def synced(*metrics: Metric | MetricCollection, process_group: Any | None = None
 
 
 def _hinge_members(items: Iterable[Any]) -> list[SumStateMetric]:
-    """The hingemetrics metrics among ``items`` and the members of the collections among them, each once."""
+    """The hingemetrics metrics among ``items`` and the members of the collections among them, each once.
+
+    They come in the order given; ``synced`` then sorts them, stably, by description.
+    """
     found: dict[int, SumStateMetric] = {}
     for item in items:
         if isinstance(item, MetricCollection):

@@ -104,6 +104,15 @@ ONE_HOT = (
 )
 PM_ONE = "Expected `target` to hold only 1 (similar pair) and -1 (dissimilar pair), but found {}."
 FINITE = "Expected `{}` to hold only finite values, but found {}."
+IGNORE_FITS = (
+    "Expected `ignore_index` to be a value of the target's dtype {}, in {}, but got {}. Pass the target in a wider "
+    "dtype (e.g. `target.long()`) or another `ignore_index`."
+)
+META_REFUSED = (
+    "Expected inputs that hold values for `validate_args=True`, which reads them back to check them, but got meta "
+    "tensors (shapes without data). Pass `validate_args=False` to run on meta tensors: types, shapes and devices "
+    "are still checked."
+)
 
 
 def nan_at(values: torch.Tensor, index: int, value: float = float("nan")) -> torch.Tensor:
@@ -130,6 +139,7 @@ BAD = [
     Bad("zero-and-minus-one", "binary", lambda: {"preds": P3, "target": t(1, 0, -1)}, ValueError, MIXED, "values"),
     Bad("negative-other-than-ignore", "binary-ignore", lambda: {"preds": P3, "target": t(1, -5, -100)}, ValueError, BINARY_LABELS.format(" (or `ignore_index`=-100)", -5), "values"),
     Bad("zero-and-minus-one-beside-ignore", "binary-ignore", lambda: {"preds": P3, "target": t(-100, 0, -1)}, ValueError, MIXED, "values"),
+    Bad("ignore-index-out-of-uint8", "binary-ignore", lambda: {"preds": P3, "target": t(1, 0, 1, dtype=torch.uint8)}, ValueError, IGNORE_FITS.format("torch.uint8", "[0, 255]", -100)),
     # ------------------------------------------------------------------------------- binary: scores, weights
     Bad("nan-preds", "binary", lambda: {"preds": nan_at(P3, 1), "target": Y3}, ValueError, FINITE.format("preds", "nan"), "values"),
     Bad("inf-preds", "binary", lambda: {"preds": nan_at(P3, 2, float("inf")), "target": Y3}, ValueError, FINITE.format("preds", "inf"), "values"),
@@ -160,6 +170,7 @@ BAD = [
     Bad("negative-class-weight", "multiclass", lambda: {"preds": P24, "target": Y2, "sample_weight": t(-1.0, 1.0)}, ValueError, "Expected `sample_weight` to be non-negative, but found -1.0.", "values"),
     Bad("int-class-scores", "multiclass", lambda: {"preds": P24.long(), "target": Y2}, TypeError, FLOAT_PREDS.format("torch.int64")),
     Bad("nan-class-scores", "multiclass", lambda: {"preds": nan_at(P24, 5), "target": Y2}, ValueError, FINITE.format("preds", "nan"), "values"),
+    Bad("ignore-index-out-of-uint8-classes", "multiclass-ignore", lambda: {"preds": P24, "target": t(2, 0, dtype=torch.uint8)}, ValueError, IGNORE_FITS.format("torch.uint8", "[0, 255]", -1)),
     Bad("class-target-on-another-device", "multiclass", lambda: {"preds": P24, "target": Y2.to(META)}, ValueError, "Expected all inputs on the same device, but got `preds` on cpu, `target` on meta."),
     Bad("task-dispatch-too-many-classes", "task-multiclass", lambda: {"preds": torch.zeros(2, 5), "target": Y2}, ValueError, "Expected `preds` to have shape (N, 4, ...) with the classes on dimension 1 (`num_classes`=4), but got (2, 5)."),
     # -------------------------------------------------------------------------------------------- multilabel
@@ -307,6 +318,9 @@ BAD_ARGUMENTS = [
     ("validate-args-str", binary_both(validate_args="yes"), TypeError, "Expected `validate_args` to be a bool, but got 'yes' of type str."),
     ("ignore-index-float", binary_both(ignore_index=1.5), TypeError, "Expected `ignore_index` to be None or an int, but got 1.5 of type float."),
     ("ignore-index-bool", binary_both(ignore_index=True), TypeError, "Expected `ignore_index` to be None or an int, but got True of type bool."),
+    ("ignore-index-beyond-int64", binary_both(ignore_index=2**70), ValueError, f"Expected `ignore_index` to be None or an int in the int64 range [-2**63, 2**63 - 1], but got {2**70}."),
+    ("ignore-index-below-int64", multiclass_both(4, ignore_index=-(2**63) - 1), ValueError, f"Expected `ignore_index` to be None or an int in the int64 range [-2**63, 2**63 - 1], but got {-(2**63) - 1}."),
+    ("multilabel-ignore-index-beyond-int64", multilabel_both(3, ignore_index=2**63), ValueError, f"Expected `ignore_index` to be None or an int in the int64 range [-2**63, 2**63 - 1], but got {2**63}."),
     ("binary-normalization-softmax", binary_both(normalization="softmax"), ValueError, "Expected `normalization` to be one of (None, 'auto', 'sigmoid'), but got 'softmax'."),
     ("num-classes-one", multiclass_both(1), ValueError, COUNT.format("num_classes", 1)),
     ("num-classes-zero", multiclass_both(0), ValueError, COUNT.format("num_classes", 0)),
@@ -361,3 +375,64 @@ def test_the_argument_table_covers_every_argument():
         "reduction",
         "task",
     }
+
+
+# ------------------------------------------------------------------------------- ignore_index and the target dtype
+def ref_binary(preds: torch.Tensor, target: torch.Tensor) -> float:
+    """The plain binary hinge mean, {0, 1} labels, no weights."""
+    signs = target.double() * 2 - 1
+    return float((1 - signs * preds.double()).clamp_min(0).mean())
+
+
+def test_an_ignore_index_that_wraps_in_the_target_dtype_is_refused_not_matched():
+    """In int32, 2**32 compares equal to 0: without the check the zeros would be dropped as ignored."""
+    target = t(1, 0, 0, dtype=torch.int32)
+    with pytest.raises(ValueError) as info:
+        F.binary_hinge_loss(P3, target, ignore_index=2**32)
+    assert str(info.value) == IGNORE_FITS.format("torch.int32", "[-2147483648, 2147483647]", 2**32)
+    metric = hm.BinaryHingeLoss(ignore_index=2**32)
+    with pytest.raises(ValueError) as info:
+        metric.update(P3, target)
+    assert str(info.value) == IGNORE_FITS.format("torch.int32", "[-2147483648, 2147483647]", 2**32)
+    assert metric.update_count == 0
+    metric.update(P3, target.long())  # in int64 nothing equals 2**32: every element counts
+    assert metric.compute().item() == pytest.approx(ref_binary(P3, target), rel=1e-12)
+
+
+@pytest.mark.parametrize(("dtype", "fits", "refused"), [(torch.float16, 2048, 2049), (torch.bfloat16, -256, -257)])
+def test_a_float_target_takes_only_an_ignore_index_it_holds_exactly(dtype, fits, refused):
+    target = Y3.to(dtype)
+    assert F.binary_hinge_loss(P3, target, ignore_index=fits).item() == pytest.approx(ref_binary(P3, Y3), rel=1e-12)
+    digits = {torch.float16: 11, torch.bfloat16: 8}[dtype]
+    with pytest.raises(ValueError) as info:
+        F.binary_hinge_loss(P3, target, ignore_index=refused)
+    assert str(info.value) == IGNORE_FITS.format(
+        dtype, f"integers that {dtype} holds exactly (up to 2**{digits} in magnitude)", refused
+    )
+
+
+def test_the_int64_limits_themselves_are_accepted():
+    for ignore_index in (2**63 - 1, -(2**63)):
+        metric = hm.BinaryHingeLoss(ignore_index=ignore_index)
+        metric.update(P3, Y3)
+        assert metric.compute().item() == pytest.approx(ref_binary(P3, Y3), rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------- meta tensors
+@pytest.mark.parametrize("name", list(SETUPS))
+def test_validation_on_meta_tensors_is_refused_with_a_clear_error(name):
+    setup = SETUPS[name]
+    batch = {k: v.to(META) for k, v in setup.case.draw(torch.Generator().manual_seed(0), 4).items()}
+    metric = setup.make().to(META)
+    with pytest.raises(ValueError) as info:
+        metric.update(**batch)
+    assert str(info.value) == META_REFUSED
+    assert metric.update_count == 0
+    with pytest.raises(ValueError) as info:
+        setup.functional(**batch)
+    assert str(info.value) == META_REFUSED
+    # without validation both run: shapes, dtypes and devices only
+    unchecked = setup.make(validate_args=False).to(META)
+    unchecked.update(**batch)
+    assert unchecked.compute().device.type == META
+    assert setup.functional(**batch, validate_args=False).device.type == META

@@ -79,7 +79,8 @@ def test_compute_after_loading_an_empty_checkpoint_still_warns(case):
 def test_a_lower_precision_checkpoint_loads_into_float64_states(case, dtype):
     first, second = _stream(case)[:2], _stream(case)[2:]
     writer = _feed(case.make(), first)
-    writer.set_dtype(dtype)  # a metric that keeps its states in `dtype` writes this checkpoint
+    with pytest.warns(hm.StatePrecisionWarning, match="significant bits"):
+        writer.set_dtype(dtype)  # a metric that keeps its states in `dtype` writes this checkpoint
     writer.persistent(True)
     checkpoint = _saved(writer.state_dict())
     assert all(checkpoint[name].dtype == dtype for name in writer._sum_states)
@@ -101,7 +102,8 @@ def test_a_float64_checkpoint_loads_into_a_metric_at_its_own_dtype():
     metric = _persistent(hm.BinaryHingeLoss())
     metric.update(torch.tensor([0.5, -1.0]), torch.tensor([1, 1]))  # losses 0.5 and 2.0
     reader = _persistent(hm.BinaryHingeLoss())
-    reader.set_dtype(torch.float32)
+    with pytest.warns(hm.StatePrecisionWarning, match="float32 keeps 24 significant bits"):
+        reader.set_dtype(torch.float32)
     reader.load_state_dict(metric.state_dict())
     assert reader.loss_sum.dtype == torch.float32
     assert reader.loss_sum.item() == 2.5 and reader.weight_sum.item() == 2.0
@@ -178,3 +180,107 @@ def test_a_copy_in_the_middle_of_a_stream_ends_at_the_same_value(case, how):
     np.testing.assert_array_equal(clone.compute().numpy(), metric.compute().numpy())
     np.testing.assert_allclose(clone.compute().numpy(), case.oracle(cat_batches(batches)), rtol=1e-6)
     assert clone.update_count == metric.update_count
+
+
+# ------------------------------------------------------------------------ a checkpoint of another configuration
+# (metric, the same class built otherwise, the argument that differs, its value here, its value in the other)
+OTHER_CONFIGURATIONS = [
+    (lambda: hm.BinaryHingeLoss(margin=1), lambda: hm.BinaryHingeLoss(margin=2), "margin", 1.0, 2.0),
+    (lambda: hm.BinaryHingeLoss(), lambda: hm.BinaryHingeLoss(squared=True), "squared", False, True),
+    (
+        lambda: hm.MulticlassHingeLoss(3),
+        lambda: hm.MulticlassHingeLoss(3, multiclass_mode="weston-watkins"),
+        "multiclass_mode",
+        "crammer-singer",
+        "weston-watkins",
+    ),
+    (
+        lambda: hm.MultilabelHingeLoss(3, ignore_index=-1),
+        lambda: hm.MultilabelHingeLoss(3, ignore_index=-100),
+        "ignore_index",
+        -1,
+        -100,
+    ),
+    (lambda: hm.HingeEmbeddingLoss(margin=0.5), lambda: hm.HingeEmbeddingLoss(margin=1.5), "margin", 0.5, 1.5),
+    (lambda: hm.MarginDistribution(bins=8), lambda: hm.MarginDistribution(bins=8, margin=0.5), "margin", 1.0, 0.5),
+]
+IDS = ["binary-margin", "binary-squared", "multiclass-mode", "multilabel-ignore", "embedding-margin", "margins"]
+
+
+def _describe(metric) -> str:
+    args = ", ".join(f"{name}={value!r}" for name, value in metric._config_args.items())
+    return f"{type(metric).__name__}({args})"
+
+
+@pytest.mark.parametrize(("make", "make_other", "arg", "ours", "theirs"), OTHER_CONFIGURATIONS, ids=IDS)
+def test_merge_state_names_the_argument_that_differs(make, make_other, arg, ours, theirs):
+    metric, other = make(), make_other()
+    with pytest.raises(ValueError) as info:
+        metric.merge_state(other)
+    assert str(info.value) == (
+        f"Expected the incoming {type(metric).__name__} to have this metric's configuration, but `{arg}` differs: "
+        f"{ours!r} (this metric) vs {theirs!r} (incoming)."
+    )
+    with pytest.raises(ValueError) as info:
+        metric.merge_state(other.metric_state)
+    assert str(info.value) == (
+        f"Expected an incoming state of a {type(metric).__name__} with this metric's configuration "
+        f"({_describe(metric)}), but it carries the key {other._config_key!r} of another one (this metric's is "
+        f"{metric._config_key!r})."
+    )
+
+
+def test_merge_state_refuses_another_class():
+    with pytest.raises(ValueError) as info:
+        hm.BinaryHingeLoss().merge_state(hm.HingeEmbeddingLoss())
+    assert str(info.value) == "Expected the incoming metric to be a BinaryHingeLoss, but got a HingeEmbeddingLoss."
+
+
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize(("make", "make_other", "arg", "ours", "theirs"), OTHER_CONFIGURATIONS, ids=IDS)
+def test_a_checkpoint_of_another_configuration_is_refused_naming_the_argument(
+    make, make_other, arg, ours, theirs, strict
+):
+    model, writer = torch.nn.Module(), torch.nn.Module()
+    model.metric, writer.metric = _persistent(make()), _persistent(make_other())
+    before = {name: getattr(model.metric, name).clone() for name in model.metric._defaults}
+    for name in writer.metric._sum_states:  # the writer holds data, which must not be loaded
+        setattr(writer.metric, name, getattr(writer.metric, name) + 1)
+    checkpoint = _saved(writer.state_dict())
+    with pytest.raises(RuntimeError) as info:
+        model.load_state_dict(checkpoint, strict=strict)
+    message = str(info.value)
+    assert (
+        f"Expected the checkpoint of {type(model.metric).__name__} at 'metric' to be saved with this metric's "
+        f"configuration, but `{arg}` differs: {ours!r} (here) vs {theirs!r} (in the checkpoint). Build the metric "
+        "with the arguments it was saved with; no state was loaded."
+    ) in message
+    assert "Unexpected key" not in message
+    for name, value in before.items():
+        assert torch.equal(getattr(model.metric, name), value), name
+
+
+def test_a_checkpoint_without_the_recorded_configuration_lists_this_metrics():
+    writer = _persistent(hm.BinaryHingeLoss(margin=2.0))
+    checkpoint = dict(writer.state_dict())  # a plain dict: the metadata that records the configuration is gone
+    reader = _persistent(hm.BinaryHingeLoss())
+    with pytest.raises(RuntimeError) as info:
+        reader.load_state_dict(checkpoint)
+    assert (
+        "Expected the checkpoint of BinaryHingeLoss to be saved with this metric's configuration (BinaryHingeLoss("
+        "margin=1.0, squared=False, ignore_index=None, normalization=None)), but it was saved with a different one "
+        f"(key {writer._config_key!r}, this metric's is {reader._config_key!r}); the checkpoint does not record "
+        "which arguments differ. Build the metric with the arguments it was saved with; no state was loaded."
+    ) in str(info.value)
+
+
+def test_an_int_margin_and_the_same_float_margin_are_one_configuration():
+    a, b = hm.BinaryHingeLoss(margin=1), hm.BinaryHingeLoss(margin=1.0)
+    a.update(torch.tensor([0.5]), torch.tensor([1]))
+    b.update(torch.tensor([-1.0]), torch.tensor([1]))
+    assert a._config_key == b._config_key
+    a.merge_state(b)
+    assert a.compute().item() == 1.25  # losses 0.5 and 2.0
+    reader = _persistent(hm.BinaryHingeLoss(margin=1))
+    reader.load_state_dict(_saved(_persistent(b).state_dict()))
+    assert reader.compute().item() == 2.0

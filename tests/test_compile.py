@@ -2,7 +2,8 @@
 
 * Meta tensors carry shapes and dtypes but no data: an update that runs on them cannot have read a value, taken a
   data-dependent shape or branched in Python on the data. Every metric runs its ``validate_args=False`` update on
-  them; the same update with validation on must fail there, which shows the test can tell the difference.
+  them; the same update with validation on is refused there with a clear error, and past that refusal it must fail
+  on the first value it reads, which shows the test can tell the difference.
 * With CUDA, ``torch.cuda.set_sync_debug_mode("error")`` turns any synchronisation into an error (skipped here
   without a GPU).
 * COMPILE TESTS (the slowest here, about a second each on 2 cores): each kernel goes through
@@ -21,6 +22,7 @@ import torch
 from torchmetrics import Metric
 
 import hingemetrics as hm
+from hingemetrics.functional import _checks as C
 from hingemetrics.functional._binary import _binary_hinge_update
 from hingemetrics.functional._multiclass import _multiclass_hinge_update
 from hingemetrics.functional._multilabel import _multilabel_hinge_update
@@ -130,10 +132,19 @@ def test_update_without_validation_runs_on_data_free_meta_tensors(name, make, dr
 
 
 @pytest.mark.parametrize(("name", "make", "draw"), METRICS, ids=IDS)
-def test_update_with_validation_reads_values_so_it_cannot_run_on_meta(name, make, draw):
+def test_update_with_validation_reads_values_so_it_cannot_run_on_meta(name, make, draw, monkeypatch):
     metric = make(True).to("meta")
+    batch = _on(draw(torch.Generator().manual_seed(0)), "meta")
+    with pytest.raises(ValueError) as info:
+        metric.update(**batch)
+    assert "got meta tensors (shapes without data). Pass `validate_args=False` to run on meta tensors" in str(
+        info.value
+    )
+    assert metric.update_count == 0
+    # past that refusal the value checks read the data, which meta tensors do not have
+    monkeypatch.setattr(C, "refuse_meta", lambda validate_args, preds: None)
     with pytest.raises((NotImplementedError, RuntimeError)):
-        metric.update(**_on(draw(torch.Generator().manual_seed(0)), "meta"))
+        metric.update(**batch)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the sync debug mode exists only there")

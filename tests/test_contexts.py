@@ -32,10 +32,6 @@ class Scale(torch.nn.Module):
         return x * self.weight + self.bias
 
 
-def _plain(model: Scale) -> tuple[Callable[[torch.Tensor], torch.Tensor], contextlib.AbstractContextManager]:
-    return model, contextlib.nullcontext()
-
-
 @contextlib.contextmanager
 def _autocast() -> Iterator[None]:
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -89,11 +85,6 @@ def _scored(batches: list[Batch], context: str) -> tuple[list[Batch], contextlib
 def _batches(case: Case, sizes=(7, 12), seed=0) -> list[Batch]:
     gen = torch.Generator().manual_seed(seed)
     return [case.draw(gen, n) for n in sizes]
-
-
-def _detached(batches: list[Batch]) -> list[Batch]:
-    """The same numbers as ordinary tensors, for the reference (which reads them with numpy)."""
-    return [{k: v.detach().clone() if not v.is_inference() else v.clone() for k, v in b.items()} for b in batches]
 
 
 def _reference_numbers(batches: list[Batch]) -> Batch:
@@ -173,3 +164,25 @@ def test_margin_distribution_in_context(task, context):
         result = metric.compute()
     numbers = _reference_numbers(batches)
     assert_matches(result, reference(numbers["preds"], numbers["target"], task=task))
+
+
+@pytest.mark.parametrize("context", list(CONTEXTS))
+@pytest.mark.parametrize(
+    ("case_name", "task_kwargs"),
+    [
+        ("binary", {"task": "binary"}),
+        ("multiclass-ova", {"task": "multiclass", "num_classes": 3, "multiclass_mode": "one-vs-all"}),
+        ("multilabel-macro", {"task": "multilabel", "num_labels": 3}),
+    ],
+)
+def test_the_task_dispatchers_in_context(case_name, task_kwargs, context):
+    (case,) = [c for c in CASES if c.name == case_name]
+    batches, ctx = _scored(_batches(case), context)
+    metric = hm.HingeLoss(**task_kwargs)
+    with ctx:
+        for batch in batches:
+            metric.update(**batch)
+        value = metric.compute()
+        functional = hm.functional.hinge_loss(**batches[0], **task_kwargs)
+    np.testing.assert_allclose(value.detach().numpy(), case.oracle(_reference_numbers(batches)), rtol=1e-5)
+    np.testing.assert_allclose(functional.detach().numpy(), case.oracle(_reference_numbers(batches[:1])), rtol=1e-5)

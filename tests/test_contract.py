@@ -120,3 +120,53 @@ def test_failed_update_leaves_state_untouched(case):
     for k, v in before.items():
         assert torch.equal(getattr(metric, k), v)
     assert metric._update_count == count
+
+
+def _interrupted(self, *args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("call", ["update", "forward"])
+def test_an_interrupted_batch_leaves_state_and_count_as_they_were(case, call, monkeypatch):
+    """A KeyboardInterrupt (any BaseException) inside the kernel: the state, the count and the metric survive."""
+    first, second = _batches(case, sizes=(6, 5))
+    metric = _feed(case.make(), [first])
+    before = {k: getattr(metric, k).clone() for k in metric._defaults}
+    count = metric._update_count
+    monkeypatch.setattr(type(metric), "_batch_statistics", _interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        metric.update(**second) if call == "update" else metric(**second)
+    assert metric._update_count == count
+    for k, v in before.items():
+        assert torch.equal(getattr(metric, k), v), k
+    monkeypatch.undo()
+    _feed(metric, [second])
+    np.testing.assert_allclose(_value(metric), case.oracle(cat_batches([first, second])), rtol=1e-6)
+    assert metric._update_count == count + 1
+
+
+@pytest.mark.parametrize("how", ["metric", "metric_state"])
+def test_merge_state_adds_the_other_stream_and_drops_a_cached_result(case, how):
+    a, b = _batches(case, sizes=(6, 8))
+    metric, other = _feed(case.make(), [a]), _feed(case.make(), [b])
+    np.testing.assert_allclose(_value(metric), case.oracle(a), rtol=1e-6)  # now cached
+    metric.merge_state(other if how == "metric" else other.metric_state)
+    np.testing.assert_allclose(_value(metric), case.oracle(cat_batches([a, b])), rtol=1e-6)
+    assert metric.update_count == (2 if how == "metric" else 1)
+    np.testing.assert_allclose(_value(other), case.oracle(b), rtol=1e-6)  # the other one is untouched
+
+
+def test_merge_state_refuses_a_wrong_shaped_state_and_adds_nothing(case):
+    metric = _feed(case.make(), _batches(case, sizes=(5,)))
+    before = {k: getattr(metric, k).clone() for k in metric._defaults}
+    state = dict(_feed(case.make(), _batches(case, sizes=(4,), seed=1)).metric_state)
+    last = metric._sum_states[-1]
+    state[last] = torch.zeros(state[last].numel() + 2, dtype=torch.float64)
+    with pytest.raises(ValueError) as info:
+        metric.merge_state(state)
+    assert str(info.value) == (
+        f"Expected incoming state `{last}` of {type(metric).__name__} to be a tensor of shape "
+        f"{tuple(before[last].shape)}, but got shape {tuple(state[last].shape)}."
+    )
+    for k, v in before.items():  # the good state before it was not added either
+        assert torch.equal(getattr(metric, k), v), k

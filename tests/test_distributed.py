@@ -2,7 +2,8 @@
 
 Every case of ``tests/cases.py`` runs on 2 and 4 ranks with uneven shards and a rank that sees no data. On every
 rank, each way of syncing must give the single-process value over the union of the data (and the plain reference),
-with one ``all_reduce`` of one packed tensor, and every rank must issue the same collectives.
+with one ``all_reduce`` of one packed tensor (after one small ``all_gather`` that checks the ranks agree, on a
+metric's first sync), and every rank must issue the same collectives.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from tests.ddp.scenarios import LAYOUTS, accepts_weights, make_plan, run_rank
 pytestmark = pytest.mark.timeout(300)
 
 ALL_REDUCE = "c10d.allreduce_.default"
+ALL_GATHER = "c10d.allgather_.default"
+DIGEST = (4,)  # the agreement check gathers a 32-byte digest as 4 int64
 TORCHRUN_TIMEOUT = 150
 
 
@@ -71,10 +74,21 @@ def _expect(case: Case, values: list[torch.Tensor], batches: list[Batch], rtol: 
         assert torch.equal(value, values[0]) or value.isnan().all(), f"rank {rank} differs from rank 0"
 
 
-def _one_all_reduce(case: Case) -> list[tuple[str, tuple[tuple[int, ...], ...]]]:
-    """The collectives expected of one sync: a single all_reduce of every state packed into one vector."""
+def _one_all_reduce(case: Case, extra: int = 0) -> list[tuple[str, tuple[tuple[int, ...], ...]]]:
+    """The collectives expected of a later sync: a single all_reduce of every state packed into one vector.
+
+    ``extra`` more elements: 1 for a forward step's failed-batch flag.
+    """
     metric = case.make()
-    return [(ALL_REDUCE, ((sum(getattr(metric, name).numel() for name in metric._defaults),),))]
+    return [(ALL_REDUCE, ((sum(getattr(metric, name).numel() for name in metric._defaults) + extra,),))]
+
+
+def _first_sync(case: Case, group_size: int, extra: int = 0) -> list[tuple[str, tuple[tuple[int, ...], ...]]]:
+    """The collectives expected of a metric's first sync on a group: the agreement check, then a later sync's.
+
+    The check is one all_gather of a digest: ``group_size`` outputs and the input.
+    """
+    return [(ALL_GATHER, (DIGEST,) * (group_size + 1)), *_one_all_reduce(case, extra)]
 
 
 def _per_case(results: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -98,10 +112,11 @@ def test_compute_on_every_rank_equals_single_process_over_the_union(dist_run, ca
 
 
 def test_one_compute_issues_exactly_one_all_reduce(dist_run, case):
-    _, _, results = dist_run
+    """A new metric's compute(): the agreement check and one all_reduce (later syncs: see the sync_context test)."""
+    world, _, results = dist_run
     ranks = _per_case(results, case.name)
     for rank, r in enumerate(ranks):
-        assert r["compute_calls"] == _one_all_reduce(case), f"rank {rank}"
+        assert r["compute_calls"] == _first_sync(case, world), f"rank {rank}"
         assert r["cached_compute_calls"] == [], f"rank {rank}: a second compute() synced again"
 
 
@@ -132,14 +147,15 @@ def test_every_rank_issues_the_same_collectives(dist_run, case):
 
 
 def test_sync_unsync_and_sync_context(dist_run, case):
-    _, plan, results = dist_run
+    world, plan, results = dist_run
     data, ranks = plan["cases"][case.name], _per_case(results, case.name)
     union = _union(data["shards"])
     summed = _single(case, union)
-    one = _one_all_reduce(case)
     for rank, r in enumerate(ranks):
         local = _single(case, data["shards"][rank])
-        assert r["sync_calls"] == one and r["context_calls"] == one, f"rank {rank}"
+        # the first sync() checks that the ranks agree; sync_context(), the second sync, is one all_reduce alone
+        assert r["sync_calls"] == _first_sync(case, world), f"rank {rank}"
+        assert r["context_calls"] == _one_all_reduce(case), f"rank {rank}"
         assert r["synced_compute_calls"] == [], f"rank {rank}: compute() on synced states synced again"
         for name, value in r["synced_states"].items():
             np.testing.assert_allclose(value.numpy(), getattr(summed, name).numpy(), rtol=1e-12, err_msg=name)
@@ -158,7 +174,9 @@ def test_dist_sync_on_step(dist_run, case):
         step_union = [data["steps"][rank][step] for rank in range(world)]
         _expect(case, [r["step_values"][step] for r in ranks], step_union)
         for rank, r in enumerate(ranks):
-            assert r["step_calls"][step] == _one_all_reduce(case), f"rank {rank}, step {step}"
+            # one all_reduce per step, its states and the failed-batch flag; the first step checks agreement first
+            expected = _first_sync(case, world, extra=1) if step == 0 else _one_all_reduce(case, extra=1)
+            assert r["step_calls"][step] == expected, f"rank {rank}, step {step}"
     _expect(case, [r["step_compute"] for r in ranks], _union(data["steps"]))
 
 
@@ -187,8 +205,9 @@ def test_process_group(dist_run, case):
         for key in ("group_compute", "group_context_compute"):
             _expect(case, [ranks[rank][key] for rank in members], union)
         for rank in members:
-            assert ranks[rank]["group_calls"] == _one_all_reduce(case), f"rank {rank}"
-            assert ranks[rank]["group_context_calls"] == _one_all_reduce(case), f"rank {rank}"
+            # new metrics, so each checks agreement first, on its group alone
+            assert ranks[rank]["group_calls"] == _first_sync(case, len(members)), f"rank {rank}"
+            assert ranks[rank]["group_context_calls"] == _first_sync(case, len(members)), f"rank {rank}"
 
 
 def test_a_user_dist_sync_fn_is_honoured(dist_run, case):
@@ -331,9 +350,13 @@ def test_sync_benchmark_runs_and_counts_collectives(capsys):
         (2, "collection of 3"),
     ]
     for row in rows:
+        # later syncs: one collective; the first sync of new metrics adds the agreement check's all_gather
         assert row["hingemetrics_collectives"] == 1
+        assert row["hingemetrics_first_collectives"] == 2
         assert row["torchmetrics_collectives"] > 1
+        assert row["torchmetrics_first_collectives"] == row["torchmetrics_collectives"]
         assert row["hingemetrics_us"] > 0 and row["torchmetrics_us"] > 0
+        assert row["hingemetrics_first_us"] > 0 and row["torchmetrics_first_us"] > 0
         assert row["ratio"] == pytest.approx(row["torchmetrics_us"] / row["hingemetrics_us"])
     # torchmetrics syncs the collection's metrics one after the other (the two above and one more), hingemetrics
     # all at once

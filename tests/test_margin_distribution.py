@@ -370,3 +370,21 @@ def test_two_gloo_ranks_sync_to_the_histogram_of_all_the_data():
             assert_matches(result, expected)
             # compute() syncs inside a context: afterwards each rank holds its own state again
             assert results[index]["local_total"] == sum(target.numel() for _, target in shards[rank])
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "bins"), [(-2.0, 2.0, 40), (-0.3, 0.7, 7), (1e8, 1e8 + 1, 10), (-5e-3, 1e-3, 3)]
+)
+def test_every_margin_falls_in_the_bin_that_bucketize_gives(low, high, bins):
+    """Margins on every edge, one float64 step either side of it, beyond the range and in between: the bin is
+    torch.bucketize's on the inner edges (right=True), the rule the class documents."""
+    metric = MarginDistribution(bins=bins, range=(low, high))
+    edges = metric._edges()
+    around = torch.cat([edges, edges.nextafter(edges - 1), edges.nextafter(edges + 1)])
+    spread = torch.linspace(low - (high - low), high + (high - low), 1001, dtype=torch.float64)
+    margins = torch.cat([around, spread, torch.tensor([-1e300, 1e300, float("nan")], dtype=torch.float64)])
+    ours = metric._bin_index(margins, metric._bin_bounds(margins.device))
+    expected = torch.bucketize(margins, edges[1:-1], right=True)
+    finite = ~margins.isnan()
+    assert torch.equal(ours[finite], expected[finite])
+    assert ours[~finite].tolist() == [0]

@@ -8,6 +8,10 @@ the formula, started right after a barrier on every rank. A third row syncs all 
 the other, as its ``MetricCollection.compute()`` does. Its latency is the slowest rank's time; a row reports the
 median over the repeats, the two libraries measured alternately in the same loop, and their ratio.
 
+Each row has the first sync of new metrics, where hingemetrics checks that the ranks agree on what they sum (one
+small ``all_gather`` more), timed on new metrics at every repeat, and the later syncs, which the ratio compares;
+both with the number of collectives they issue.
+
 Run it with ``python -m hingemetrics.benchmark.sync`` (``--json`` for machine-readable output).
 """
 
@@ -41,7 +45,11 @@ _RESULT_KEY = "hingemetrics-sync-benchmark"
 
 @dataclass(frozen=True)
 class SyncRow:
-    """One metric at one world size: median sync latency of both libraries and their collectives per sync."""
+    """One metric at one world size: median sync latency of both libraries and their collectives per sync.
+
+    ``*_us`` and ``*_collectives`` are for a later sync of the same metrics; ``*_first_us`` and
+    ``*_first_collectives`` for the first sync of new ones (hingemetrics' includes its agreement check).
+    """
 
     world_size: int
     metric: str
@@ -49,10 +57,14 @@ class SyncRow:
     torchmetrics_us: float
     hingemetrics_collectives: int
     torchmetrics_collectives: int
+    hingemetrics_first_us: float
+    torchmetrics_first_us: float
+    hingemetrics_first_collectives: int
+    torchmetrics_first_collectives: int
 
     @property
     def ratio(self) -> float:
-        """How many times longer torchmetrics' sync takes than hingemetrics' (above 1: hingemetrics is faster)."""
+        """How many times longer torchmetrics' later sync takes than hingemetrics' (above 1: ours is faster)."""
         return self.torchmetrics_us / self.hingemetrics_us
 
 
@@ -129,36 +141,77 @@ def _count_collectives(sync: Sync) -> int:
     return counter.count
 
 
+def _flat(pairs: list[tuple[str, Sync, Sync]]) -> list[Sync]:
+    """The syncs of ``pairs`` in order: hingemetrics', torchmetrics', for each pair."""
+    return [sync for _, ours, theirs in pairs for sync in (ours, theirs)]
+
+
+def _time_round(syncs: Sequence[Sync], rotation: int, seconds: list[list[float]]) -> None:
+    """Time each sync once on this rank, after a barrier each, starting at ``rotation``; append to ``seconds``."""
+    for k in range(len(syncs)):
+        index = (k + rotation) % len(syncs)
+        dist.barrier()
+        start = time.perf_counter()
+        syncs[index]()
+        seconds[index].append(time.perf_counter() - start)
+
+
 def _time_syncs(syncs: Sequence[Sync], repeats: int) -> list[list[float]]:
     """Seconds per sync, ``[sync][repeat]``, on this rank; the syncs take turns, in a rotating order."""
     seconds: list[list[float]] = [[] for _ in syncs]
     for repeat in range(repeats):
-        for k in range(len(syncs)):
-            index = (k + repeat) % len(syncs)
-            dist.barrier()
-            start = time.perf_counter()
-            syncs[index]()
-            seconds[index].append(time.perf_counter() - start)
+        _time_round(syncs, repeat, seconds)
     return seconds
+
+
+def _time_first_syncs(num_classes: int, repeats: int) -> list[list[float]]:
+    """Seconds of the first sync of new metrics, ``[sync][repeat]``: new metrics (made untimed) at each repeat."""
+    seconds: list[list[float]] = []
+    for repeat in range(repeats):
+        syncs = _flat(_sync_pairs(num_classes, dist.get_rank()))
+        seconds = seconds or [[] for _ in syncs]
+        _time_round(syncs, repeat, seconds)
+    return seconds
+
+
+def _medians(world_size: int, local: list[list[float]], repeats: int) -> list[float] | None:
+    """On rank 0, the median over the repeats of the slowest rank's time, in µs, per sync; None elsewhere."""
+    gathered: list[Any] = [None] * world_size
+    dist.all_gather_object(gathered, local)
+    if dist.get_rank() != 0:
+        return None
+    return [
+        statistics.median(max(rank_seconds[index][r] for rank_seconds in gathered) for r in range(repeats)) * 1e6
+        for index in range(len(local))
+    ]
 
 
 def _measure_rank(world_size: int, repeats: int, warmup: int, num_classes: int) -> list[dict[str, Any]] | None:
     """Run the benchmark on this rank of an initialised group; rank 0 returns the rows as dicts, others None."""
     pairs = _sync_pairs(num_classes, dist.get_rank())
-    syncs = [sync for _, ours, theirs in pairs for sync in (ours, theirs)]
+    syncs = _flat(pairs)
+    first_counts = [_count_collectives(sync) for sync in syncs]  # new metrics: hingemetrics checks agreement
     counts = [_count_collectives(sync) for sync in syncs]
     _time_syncs(syncs, warmup)
-    local = _time_syncs(syncs, repeats)
-    gathered: list[Any] = [None] * world_size
-    dist.all_gather_object(gathered, local)
-    if dist.get_rank() != 0:
+    later = _medians(world_size, _time_syncs(syncs, repeats), repeats)
+    first = _medians(world_size, _time_first_syncs(num_classes, repeats), repeats)
+    if later is None or first is None:
         return None
-    medians = [
-        statistics.median(max(rank_seconds[index][r] for rank_seconds in gathered) for r in range(repeats)) * 1e6
-        for index in range(len(syncs))
-    ]
     return [
-        asdict(SyncRow(world_size, name, medians[2 * k], medians[2 * k + 1], counts[2 * k], counts[2 * k + 1]))
+        asdict(
+            SyncRow(
+                world_size,
+                name,
+                hingemetrics_us=later[2 * k],
+                torchmetrics_us=later[2 * k + 1],
+                hingemetrics_collectives=counts[2 * k],
+                torchmetrics_collectives=counts[2 * k + 1],
+                hingemetrics_first_us=first[2 * k],
+                torchmetrics_first_us=first[2 * k + 1],
+                hingemetrics_first_collectives=first_counts[2 * k],
+                torchmetrics_first_collectives=first_counts[2 * k + 1],
+            )
+        )
         for k, (name, _, _) in enumerate(pairs)
     ]
 
@@ -241,7 +294,7 @@ def run_sync_benchmark(
         timeout: seconds allowed for each world size before its ranks are killed and ``TimeoutError`` is raised.
 
     Returns:
-        Three rows (binary, multiclass, collection of 3) per world size, in order.
+        Three rows (binary, multiclass, collection of 3) per world size, in order, each with later and first syncs.
     """
     if not isinstance(world_sizes, Sequence) or not world_sizes:
         raise TypeError(f"Expected `world_sizes` to be a non-empty sequence of ints, but got {world_sizes!r}.")
@@ -257,15 +310,18 @@ def run_sync_benchmark(
 
 
 def format_table(rows: Sequence[SyncRow]) -> str:
-    """Render rows as a Markdown table."""
+    """Render rows as a Markdown table: later syncs, their ratio and collectives, then the first sync's."""
     lines = [
         "| world size | metric | hingemetrics sync (µs) | torchmetrics sync (µs) | torchmetrics / hingemetrics "
-        "| collectives per sync (hingemetrics / torchmetrics) |",
-        "|---:|---|---:|---:|---:|---|",
+        "| collectives per sync (hingemetrics / torchmetrics) | first sync (µs, hingemetrics / torchmetrics) "
+        "| first sync collectives (hingemetrics / torchmetrics) |",
+        "|---:|---|---:|---:|---:|---|---|---|",
     ]
     lines += [
         f"| {row.world_size} | {row.metric} | {row.hingemetrics_us:.0f} | {row.torchmetrics_us:.0f} "
-        f"| {row.ratio:.2f}x | {row.hingemetrics_collectives} / {row.torchmetrics_collectives} |"
+        f"| {row.ratio:.2f}x | {row.hingemetrics_collectives} / {row.torchmetrics_collectives} "
+        f"| {row.hingemetrics_first_us:.0f} / {row.torchmetrics_first_us:.0f} "
+        f"| {row.hingemetrics_first_collectives} / {row.torchmetrics_first_collectives} |"
         for row in rows
     ]
     return "\n".join(lines)
@@ -277,7 +333,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Sync latency of hingemetrics against torchmetrics on gloo process groups over 127.0.0.1.",
     )
     parser.add_argument("--world-sizes", type=int, nargs="+", default=[2, 4], help="ranks per run (default: 2 4)")
-    parser.add_argument("--repeats", type=int, default=200, help="timed syncs per metric (default: 200)")
+    parser.add_argument(
+        "--repeats", type=int, default=200, help="timed syncs per metric, later and first (default: 200)"
+    )
     parser.add_argument("--warmup", type=int, default=20, help="untimed syncs per metric first (default: 20)")
     parser.add_argument("--num-classes", type=int, default=10, help="classes of the multiclass pair (default: 10)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per world size (default: 300)")
@@ -305,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(
         "sync = metric.sync(); metric.unsync() (collection: hingemetrics in one hm.synced block, torchmetrics one "
-        f"metric after the other), median of {args.repeats} over the slowest rank; gloo on 127.0.0.1, "
+        f"metric after the other), median of {args.repeats} over the slowest rank; later syncs of the same metrics, "
+        "and the first sync of new ones (hingemetrics' checks that the ranks agree); gloo on 127.0.0.1, "
         f"torch {torch.__version__}, torchmetrics {torchmetrics.__version__}, {os.cpu_count()} CPUs"
     )
     print(format_table(rows))

@@ -48,6 +48,8 @@ def _binary_hinge_check_tensors(
     if sample_weight is not None:
         C.check_weight_shape(sample_weight, target.shape)
     C.check_same_device(preds=preds, target=target, sample_weight=sample_weight)
+    C.check_ignore_index_fits(ignore_index, target)
+    C.refuse_meta(validate_args, preds)
     if validate_args:
         return C.check_binary_values(preds, target, sample_weight, ignore_index)
     return None
@@ -197,11 +199,13 @@ def binary_hinge_loss(
         target: tensor ``(N, ...)`` of labels in {0, 1} or {-1, 1}, or bool. Extra dimensions are flattened into
             the batch.
         squared: square each element loss.
-        ignore_index: target value whose elements count in neither sum.
+        ignore_index: target value whose elements count in neither sum: an int in the int64 range that the
+            target's dtype holds exactly (else a ``ValueError``: torch would compare a wrapped or rounded value).
         validate_args: check the values, which reads data back to the host: no NaN or infinity in ``preds`` or
             ``sample_weight``, no negative weight, and whole-number labels in {0, 1} or {-1, 1} (never 0 and -1
             together) apart from ``ignore_index``. Types, shapes and devices are checked either way. Without it a
-            target counts as positive where it is > 0 and negative elsewhere, and NaN reaches the result.
+            target counts as positive where it is > 0 and negative elsewhere, and NaN reaches the result. Meta
+            tensors hold no values to check: ``validate_args=True`` on them is refused with a ``ValueError``.
         margin: the margin :math:`m > 0`.
         normalization: ``None`` for raw scores, ``"sigmoid"`` to always squash the scores, ``"auto"`` to squash a
             batch when any counted value is outside [0, 1] (torchmetrics' behaviour).

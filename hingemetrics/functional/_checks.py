@@ -46,11 +46,16 @@ def check_margin(margin: Any) -> None:
 
 
 def check_ignore_index(ignore_index: Any) -> None:
-    """Require None or an int."""
+    """Require None or an int in the int64 range (a target tensor can hold no larger integer)."""
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
         raise TypeError(
             f"Expected `ignore_index` to be None or an int, but got {ignore_index!r} of type "
             f"{type(ignore_index).__name__}."
+        )
+    if ignore_index is not None and not -(2**63) <= ignore_index < 2**63:
+        raise ValueError(
+            f"Expected `ignore_index` to be None or an int in the int64 range [-2**63, 2**63 - 1], but got "
+            f"{ignore_index}."
         )
 
 
@@ -153,6 +158,46 @@ def check_weight_shape(sample_weight: Any, target_shape: torch.Size) -> None:
         raise ValueError(
             f"Expected `sample_weight` to have shape {expected} (the target's shape, or one weight per sample), "
             f"but got {tuple(sample_weight.shape)}."
+        )
+
+
+def check_ignore_index_fits(ignore_index: int | None, target: Tensor) -> None:
+    """Require ``ignore_index`` to be a value that ``target``'s dtype holds exactly.
+
+    torch compares an integer tensor with a Python int in the tensor's dtype, so a value out of its range wraps
+    around (``-100`` equals ``156`` in uint8) and a float target rounds it: either would skip the wrong elements.
+    A bool target is compared in int64, where every ``ignore_index`` fits. Reads only the dtype.
+    """
+    if ignore_index is None or target.dtype == torch.bool:
+        return
+    if target.is_floating_point():
+        digits = round(-math.log2(torch.finfo(target.dtype).eps)) + 1  # significant bits, the implicit one included
+        magnitude = abs(ignore_index)
+        exact = magnitude == 0 or (magnitude >> ((magnitude & -magnitude).bit_length() - 1)).bit_length() <= digits
+        if exact and magnitude <= torch.finfo(target.dtype).max:
+            return
+        held = f"integers that {target.dtype} holds exactly (up to 2**{digits} in magnitude)"
+    else:
+        info = torch.iinfo(target.dtype)
+        if info.min <= ignore_index <= info.max:
+            return
+        held = f"[{info.min}, {info.max}]"
+    raise ValueError(
+        f"Expected `ignore_index` to be a value of the target's dtype {target.dtype}, in {held}, but got "
+        f"{ignore_index}. Pass the target in a wider dtype (e.g. `target.long()`) or another `ignore_index`."
+    )
+
+
+def refuse_meta(validate_args: bool, preds: Tensor) -> None:
+    """Refuse ``validate_args=True`` on meta tensors, which hold no values for the value checks to read.
+
+    The cheap checks have already required every input on one device, so ``preds`` stands for them all.
+    """
+    if validate_args and preds.device.type == "meta":
+        raise ValueError(
+            "Expected inputs that hold values for `validate_args=True`, which reads them back to check them, but "
+            "got meta tensors (shapes without data). Pass `validate_args=False` to run on meta tensors: types, "
+            "shapes and devices are still checked."
         )
 
 

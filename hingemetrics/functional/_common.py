@@ -267,21 +267,45 @@ def squash(scores: Tensor, normalization: str | None, outside: Tensor | None, di
 def softmax_rows(scores: Tensor) -> Tensor:
     """Softmax over dimension 1 of ``(B, C)`` scores.
 
-    torch's softmax kernel handles one row at a time, which is slow on the CPU for a handful of classes; there the
-    same arithmetic is written as whole-chunk operations (row sums as a matrix-vector product).
+    On the CPU the arithmetic is written as whole-chunk operations: torch's softmax kernel handles one row at a time
+    (slow for a handful of classes) and splits the rows over its threads with a grain of its own, below the size
+    of a chunk, so every chunk would wait for every thread.
     """
-    if scores.shape[1] >= 64 or scores.device.type != "cpu":
+    if scores.device.type != "cpu":
         return scores.softmax(1)
-    exps = (scores - scores.amax(1, keepdim=True)).exp()
+    exps = exp_of_nonpositive(scores - scores.amax(1, keepdim=True))
     return exps / row_sums(exps).unsqueeze(1)
 
 
-def row_sums(values: Tensor) -> Tensor:
-    """Sum ``(B, K)`` over dimension 1, as a matrix-vector product (fast for any K on every device).
+def exp_of_nonpositive(values: Tensor) -> Tensor:
+    r"""``exp(values)`` for values <= 0 (scores minus their row's maximum), by a route that suits chunks.
 
-    ``torch.mv``, not the ``@`` operator: autocast runs ``matmul`` in its lower precision (bfloat16 on the CPU), so
-    under ``torch.autocast`` the row sums, and the softmax built on them, would lose most of their digits.
+    On the CPU torch's ``exp`` (and ``log``) split their work over the threads from 2,048 elements on, far below
+    the size of a chunk, so every chunk would wait for every thread. The logistic function splits only from the
+    usual grain size, and for :math:`t \le 0`
+
+    .. math::
+        e^t = \frac{\sigma(t)}{1 - \sigma(t)}
+
+    with :math:`1 - \sigma(t) \in [1/2, 1)`, so no digits cancel: a few units in the last place, as ``exp``.
+    Below about -88 (float32) both give 0.
     """
+    if values.device.type != "cpu":
+        return values.exp()
+    positive = values.sigmoid()
+    return positive / (1 - positive)  # not in place: the logistic's gradient reads its output
+
+
+def row_sums(values: Tensor) -> Tensor:
+    """Sum ``(B, K)`` over dimension 1.
+
+    On an accelerator this is a matrix-vector product (fast for any K). On the CPU it is torch's own reduction,
+    which keeps a chunk on the calling thread; the BLAS library behind a matrix-vector product runs a thread pool
+    of its own, which waits for every core at each step and stalls when another process keeps one busy. Either
+    way, ``torch.mv`` and never ``@``: autocast runs ``matmul`` in its lower precision (bfloat16 on the CPU).
+    """
+    if values.device.type == "cpu":
+        return values.sum(1)
     return torch.mv(values, torch.ones(values.shape[1], dtype=values.dtype, device=values.device))
 
 
@@ -341,13 +365,18 @@ def weighted_sums(loss: Tensor, valid: Tensor | None, weight: Tensor | None) -> 
 def column_sums(values: Tensor, row_weight: Tensor | None = None) -> Tensor:
     """Sum ``(B,)`` or ``(B, K)`` values over dimension 0 in float64, each row weighted by ``row_weight`` if given.
 
-    The products are float64. For ``(B, K)`` this is a float64 matrix-vector product: faster than a reduction over
-    the rows, for any K.
+    The products are float64. For ``(B, K)`` on an accelerator this is a float64 matrix-vector product, faster than
+    a reduction over the rows for any K; on the CPU it is torch's reduction, which stays on the calling thread (see
+    :func:`row_sums`).
     """
     if values.dim() == 1:
         if row_weight is None:
             return values.sum(dtype=STAT_DTYPE)
         return (values.to(STAT_DTYPE) * row_weight).sum()
+    if values.device.type == "cpu":
+        if row_weight is None:
+            return values.sum(0, dtype=STAT_DTYPE)
+        return (values.to(STAT_DTYPE) * row_weight.to(STAT_DTYPE).unsqueeze(1)).sum(0)
     if row_weight is None:
         row_weight = torch.ones(values.shape[0], dtype=STAT_DTYPE, device=values.device)
     return torch.mv(values.to(STAT_DTYPE).T, row_weight.to(STAT_DTYPE))  # mv: autocast leaves it alone

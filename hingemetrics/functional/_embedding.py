@@ -48,6 +48,7 @@ def _hinge_embedding_check_tensors(preds: Tensor, target: Tensor, validate_args:
     C.check_target_dtype(target)
     C.check_same_shape(preds, target)
     C.check_same_device(preds=preds, target=target)
+    C.refuse_meta(validate_args, preds)
     if validate_args:
         _check_embedding_values(preds, target)
 
@@ -115,7 +116,8 @@ def hinge_embedding_loss(
         reduction: ``"mean"`` or ``"sum"``.
         validate_args: check the values, which reads data back to the host: no NaN or infinity in ``preds``,
             targets 1 or -1 only. Types, shapes and devices are checked either way. Without it a target counts as
-            a similar pair where it equals 1 and as a dissimilar one elsewhere.
+            a similar pair where it equals 1 and as a dissimilar one elsewhere. On meta tensors, which hold no
+            values, ``validate_args=True`` is refused with a ``ValueError``.
 
     Returns:
         A float64 scalar; nan for an empty input with ``"mean"``.

@@ -14,6 +14,7 @@ from hingemetrics.functional._common import (
     Block,
     as_scores,
     column_sums,
+    exp_of_nonpositive,
     hinge_compute,
     hinge_transform_,
     index_blocks,
@@ -73,6 +74,9 @@ def _multiclass_hinge_check_tensors(
     if sample_weight is not None:
         C.check_weight_shape(sample_weight, _class_target_shape(preds, target))
     C.check_same_device(preds=preds, target=target, sample_weight=sample_weight)
+    if not _is_one_hot(preds, target):  # a one-hot target never meets `ignore_index`
+        C.check_ignore_index_fits(ignore_index, target)
+    C.refuse_meta(validate_args, preds)
     if validate_args:
         explain = _check_one_hot_values if _is_one_hot(preds, target) else None
         return C.check_class_values(preds, target, sample_weight, num_classes, ignore_index, explain)
@@ -193,22 +197,32 @@ def _crammer_singer(
     outside: Tensor | None,
     dtype: torch.dtype,
 ) -> Tensor:
-    """``(B,)`` losses ``max(0, m - s_y + max_{j != y} s_j)^p`` of a chunk of ``(B, C)`` raw scores, in ``dtype``.
+    r"""``(B,)`` losses ``max(0, m - s_y + max_{j != y} s_j)^p`` of a chunk of ``(B, C)`` raw scores, in ``dtype``.
 
-    Softmax keeps the order of a row's scores, so only the two scores in the formula are normalized:
-    ``softmax(s)_j = exp(s_j - logsumexp(s))``; the ``(B, C)`` softmax is never formed. The two ``(B,)`` scores
-    are selected exactly in the scores' dtype; their difference is taken in ``dtype``.
+    Softmax keeps the order of a row's scores, so only the two scores in the formula are normalized, and the
+    ``(B, C)`` softmax is never formed. With :math:`d = s_y - r` (``r`` the best rival), :math:`t` the larger of
+    the two and :math:`Z = \sum_j e^{s_j - t}`, the gap between the two probabilities is
+
+    .. math::
+        p_y - p_r = \frac{2\sigma(d) - 1}{\max(\sigma(d),\ 1 - \sigma(d))\, Z}
+
+    (it is :math:`(1 - e^{-d}) / Z` for :math:`d \ge 0` and :math:`(e^{d} - 1) / Z` below), which needs no
+    ``exp`` or ``log`` (see :func:`~hingemetrics.functional._common.exp_of_nonpositive`). The two scores are
+    selected exactly in the scores' dtype; their difference ``d`` is taken in ``dtype`` (float64 for raw scores,
+    whose difference float32 could overflow).
     """
     true_score, rival = true_and_rival(scores, column)
+    gap = true_score.to(dtype) - rival.to(dtype)
     if normalization is not None:
         top = torch.maximum(true_score, rival)
-        log_total = top + row_sums((scores - top.unsqueeze(1)).exp()).log()
-        soft_true, soft_rival = (true_score - log_total).exp(), (rival - log_total).exp()
+        total = row_sums(exp_of_nonpositive(scores - top.unsqueeze(1)))
+        odds = gap.sigmoid()
+        soft_gap = (2 * odds - 1).div_(torch.maximum(odds, 1 - odds).mul_(total))
         if normalization == "auto":
             assert outside is not None, "normalization='auto' needs the batch's decision"
-            soft_true, soft_rival = torch.where(outside, soft_true, true_score), torch.where(outside, soft_rival, rival)
-        true_score, rival = soft_true, soft_rival
-    return hinge_transform_((rival.to(dtype) - true_score.to(dtype)).add_(margin), squared)
+            soft_gap = torch.where(outside, soft_gap, gap)
+        gap = soft_gap
+    return hinge_transform_(margin - gap, squared)
 
 
 def _one_vs_all(scores: Tensor, column: Tensor, margin: float, squared: bool, dtype: torch.dtype) -> Tensor:
@@ -277,12 +291,14 @@ def multiclass_hinge_loss(
         num_classes: the number of classes C.
         squared: square each loss.
         multiclass_mode: ``"crammer-singer"``, ``"one-vs-all"`` or ``"weston-watkins"``.
-        ignore_index: class-index value whose samples count in neither sum (index targets only).
+        ignore_index: class-index value whose samples count in neither sum (index targets only): an int in the
+            int64 range that the target's dtype holds exactly (else a ``ValueError``).
         validate_args: check the values, which reads data back to the host: no NaN or infinity in ``preds`` or
             ``sample_weight``, no negative weight, whole-number class indices in [0, C - 1] apart from
             ``ignore_index``, one-hot rows of 0s with exactly one 1. Types, shapes and devices are checked either
             way. Without it float indices are truncated, a one-hot row is read by its argmax, and an index out of
-            range fails inside torch's indexing (``RuntimeError``, or a device-side assert on a GPU).
+            range fails inside torch's indexing (``RuntimeError``, or a device-side assert on a GPU). On meta
+            tensors, which hold no values, ``validate_args=True`` is refused with a ``ValueError``.
         margin: the margin :math:`m > 0`.
         normalization: ``None`` for raw scores, ``"softmax"`` to always apply softmax over the classes, ``"auto"``
             to apply it to a batch when any counted value is outside [0, 1] (torchmetrics' behaviour).

@@ -119,7 +119,8 @@ def multilabel_hinge_loss(
         num_labels: the number of labels L.
         squared: square each element loss.
         average: ``"micro"``, ``"macro"`` or ``"none"``.
-        ignore_index: target value whose elements count in neither sum (per label).
+        ignore_index: target value whose elements count in neither sum (per label), as in
+            :func:`binary_hinge_loss`.
         validate_args: check the values, as in :func:`binary_hinge_loss` (reads data back to the host). Types,
             shapes and devices are checked either way.
         margin: the margin :math:`m > 0`.
