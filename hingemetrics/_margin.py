@@ -63,8 +63,8 @@ def binary_margins(scores: Tensor, target: Tensor, block: Block) -> Tensor:
 
     ``y = +1`` where the target is 1 (or True) and ``-1`` elsewhere.
     """
-    signed = as_scores(take(scores, block, False)).to(STAT_DTYPE)
-    return torch.where(take(target, block, False) > 0, signed, -signed)
+    sign = (take(target, block, False) > 0).to(STAT_DTYPE).mul_(2).sub_(1)
+    return sign.mul_(as_scores(take(scores, block, False)))
 
 
 def multiclass_margins(scores: Tensor, target: Tensor, block: Block) -> Tensor:
@@ -190,10 +190,9 @@ class MarginDistribution(SumStateMetric):
         ``floor``, would split each chunk over the threads).
         """
         low, high = self.range
-        guess = ((margins - low) * (self.bins / (high - low))).nan_to_num_(0.0).clamp_(0, self.bins - 1).long()
-        above = margins >= bounds.index_select(0, guess + 1)
-        below = margins < bounds.index_select(0, guess)
-        return guess + above.long() - below.long()
+        guess = (margins - low).mul_(self.bins / (high - low)).nan_to_num_(0.0).clamp_(0, self.bins - 1).long()
+        index = guess + (margins >= bounds.index_select(0, guess + 1))  # one up, where it is past its bin's end
+        return index.sub_((margins < bounds.index_select(0, guess)).long())  # one down, where it is before it
 
     def _batch_statistics(self, preds: Tensor, target: Tensor) -> tuple[Tensor, ...]:
         if self.num_classes is None:
