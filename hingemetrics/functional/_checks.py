@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hingemetrics._compat import aminmax, is_compiling
 from hingemetrics.functional._common import on_one_thread
 
 __all__: list[str] = []
@@ -174,7 +175,7 @@ def read_extrema(*tensors: Tensor | None) -> list[Extrema]:
     if not present:
         return [None] * len(tensors)
     stacked = on_one_thread(
-        lambda: torch.stack([torch.stack(torch.aminmax(t)).to(torch.float64) for t in present]), present[0].device
+        lambda: torch.stack([torch.stack(aminmax(t)).to(torch.float64) for t in present]), present[0].device
     )
     pairs = iter(stacked.tolist())
     extrema: list[Extrema] = []
@@ -210,7 +211,7 @@ def recall_score_extrema(preds: Tensor) -> Extrema:
     pass over the scores. The answer is given once; a different tensor, one changed in place (its version
     counter moved) or one already asked about gives None, and so does anything under ``torch.compile``.
     """
-    if torch.compiler.is_compiling():
+    if is_compiling():
         return None
     last = _LAST_SCORES
     seen, version, extrema = last.scores, last.version, last.extrema

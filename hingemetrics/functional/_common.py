@@ -19,6 +19,8 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
+from hingemetrics._compat import is_compiling
+
 __all__: list[str] = []
 
 STAT_DTYPE = torch.float64
@@ -49,7 +51,7 @@ def chunk_rows(num_rows: int, row_size: int, device: torch.device, cpu_scale: in
     Under ``torch.compile`` the whole batch is one chunk: the compiler fuses the arithmetic itself. An empty batch
     has no chunk at all.
     """
-    if torch.compiler.is_compiling():
+    if is_compiling():
         step = max(num_rows, 1)
     else:
         budget = CPU_CHUNK_ELEMENTS * cpu_scale if device.type == "cpu" else DEVICE_CHUNK_ELEMENTS
@@ -87,7 +89,7 @@ def _claim_one_thread(device: torch.device) -> int | None:
     Only with torch's OpenMP backend (the usual one), where the setting can change at any time; the native thread
     pool warns when its size changes after use, so there the threads are left as they are.
     """
-    if device.type != "cpu" or torch.compiler.is_compiling() or not _openmp_backend():
+    if device.type != "cpu" or is_compiling() or not _openmp_backend():
         return None
     threads = torch.get_num_threads()
     if threads == 1:
