@@ -323,8 +323,16 @@ def _distributed_worker(
             values[name] = evaluate(model, x[index], y[index], batch_size).compute()
         if rank == 0:
             results.put(values)
-    finally:
+        dist.barrier()  # no rank leaves while another may still be using the group
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    # The values are sent: leave without destroying the group or tearing the interpreter down, either of which can
+    # deadlock on torch 2.1, where the gloo group's destructor waits for its worker threads while holding the GIL
+    # that a worker needs to free the tensors of the last collective.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def evaluate_distributed(
