@@ -85,8 +85,8 @@ event_start_ns: Callable[[Any], int] = _pick_start_ns(torch._C._autograd._Kineto
 def own_storage(obj: T) -> T:
     """``obj`` with every tensor in it (in dicts, lists, tuples...) replaced by a copy with a storage of its own.
 
-    For the arguments of a spawned process: torch 2.1 sends a storage that two of them share (two slices of one
-    tensor) twice, and the spawn fails with ``ValueError: bad value(s) in fds_to_keep``.
+    For the arguments of a spawned process: on torch 2.1, a spawn whose arguments share a storage (two slices of one
+    tensor) fails with ``ValueError: bad value(s) in fds_to_keep``.
     """
     copied: T = apply_to_collection(obj, Tensor, lambda t: t.detach().clone())
     return copied
