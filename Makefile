@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# A second environment with every dependency at its declared floor (constraints-oldest.txt).
+VENV_OLDEST ?= .venv-oldest
+PY_OLDEST := $(VENV_OLDEST)/bin/python
+STAMP_OLDEST := $(VENV_OLDEST)/.installed-stamp
 
-.PHONY: test demo lint typecheck pytest bench clean
+.PHONY: test test-oldest demo lint typecheck pytest bench clean
 
 # (Re)install only when the project's metadata or the pins change: a second `make test` goes straight to the checks.
 $(STAMP): pyproject.toml constraints.txt
@@ -12,7 +16,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+$(STAMP_OLDEST): pyproject.toml constraints-oldest.txt
+	test -x $(PY_OLDEST) || $(PYTHON) -m venv $(VENV_OLDEST)
+	$(PY_OLDEST) -m pip install --quiet -c constraints-oldest.txt -e '.[test]'
+	touch $(STAMP_OLDEST)
+
 test: lint typecheck pytest
+
+# The whole pytest suite (doctests and notebooks included) on the oldest supported versions; ruff and mypy run
+# in `make test` only. As there, pytest's exit 5 (no test collected) fails the target like any other failure.
+test-oldest: $(STAMP_OLDEST)
+	$(PY_OLDEST) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hingemetrics tests notebooks
@@ -32,4 +46,4 @@ bench: $(STAMP)
 	$(PY) -m hingemetrics.benchmark
 
 clean:
-	rm -rf $(VENV) hingemetrics-demo build *.egg-info
+	rm -rf $(VENV) $(VENV_OLDEST) hingemetrics-demo build *.egg-info

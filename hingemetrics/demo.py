@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from hingemetrics._classification import BinaryHingeLoss
+from hingemetrics._compat import own_storage
 from hingemetrics._margin import MarginDistribution
 from hingemetrics._sync import synced
 from hingemetrics.functional import binary_hinge_loss
@@ -322,8 +323,16 @@ def _distributed_worker(
             values[name] = evaluate(model, x[index], y[index], batch_size).compute()
         if rank == 0:
             results.put(values)
-    finally:
+        dist.barrier()  # no rank leaves while another may still be using the group
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    # The values are sent: leave without destroying the group or tearing the interpreter down, either of which can
+    # deadlock on torch 2.1, where the gloo group's destructor waits for its worker threads while holding the GIL
+    # that a worker needs to free the tensors of the last collective.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def evaluate_distributed(
@@ -355,7 +364,7 @@ def evaluate_distributed(
     store = dist.TCPStore("127.0.0.1", 0, nproc, is_master=True, wait_for_workers=False)
     results = mp.get_context("spawn").SimpleQueue()
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    args = (nproc, store.port, state, splits, batch_size, results)
+    args = (nproc, store.port, state, own_storage(splits), batch_size, results)
     processes = mp.start_processes(_distributed_worker, args=args, nprocs=nproc, join=False, start_method="spawn")
     deadline = time.monotonic() + 4 * _TIMEOUT_S
     while not processes.join(timeout=1.0):  # raises if a process fails

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchmetrics
 from torchmetrics import MetricCollection, MetricTracker
 from torchmetrics.wrappers import ClasswiseWrapper
 
@@ -104,8 +106,27 @@ def test_synced_refuses_what_is_not_a_metric(bad):
     )
 
 
-def test_tracker_finds_the_best_epoch():
-    tracker = MetricTracker(hm.BinaryHingeLoss())
+# torchmetrics reads `higher_is_better` when `maximize` is None, the default in recent releases; 1.4's default is
+# maximize=True (None is refused there), so a loss needs maximize=False, which every release honours.
+TRACKER_DEFAULTS_TO_HIGHER_IS_BETTER = inspect.signature(MetricTracker).parameters["maximize"].default is None
+
+
+@pytest.mark.parametrize(
+    "maximize",
+    [
+        pytest.param(
+            "default",
+            marks=pytest.mark.skipif(
+                not TRACKER_DEFAULTS_TO_HIGHER_IS_BETTER,
+                reason=f"torchmetrics {torchmetrics.__version__}'s MetricTracker defaults to maximize=True",
+            ),
+        ),
+        False,
+    ],
+)
+def test_tracker_finds_the_best_epoch(maximize):
+    metric = hm.BinaryHingeLoss()
+    tracker = MetricTracker(metric) if maximize == "default" else MetricTracker(metric, maximize=maximize)
     expected = []
     for epoch in range(4):
         tracker.increment()

@@ -45,6 +45,7 @@ from torchmetrics.classification import BinaryHingeLoss as TorchmetricsBinary
 from torchmetrics.classification import MulticlassHingeLoss as TorchmetricsMulticlass
 
 import hingemetrics as hm
+from hingemetrics._compat import event_start_ns
 
 __all__ = [
     "Case",
@@ -310,10 +311,13 @@ def peak_temporary_bytes(fn: Callable[[], object], device: torch.device) -> int 
     results = getattr(prof.profiler, "kineto_results", None)
     if results is None:
         return None
-    events = sorted(
-        (event.start_ns(), event.nbytes())
-        for event in results.events()
-        if event.name() == "[memory]" and event.device_type() == torch.autograd.DeviceType.CPU
+    events = sorted(  # by time only: events of one instant (torch 2.1 counts in microseconds) keep their order
+        (
+            (event_start_ns(event), event.nbytes())
+            for event in results.events()
+            if event.name() == "[memory]" and event.device_type() == torch.autograd.DeviceType.CPU
+        ),
+        key=lambda event: event[0],
     )
     held = peak = 0
     for _, nbytes in events:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hingemetrics._compat import aminmax
 from hingemetrics.functional._common import Block, combine_extrema, extrema, index_blocks, take
 
 __all__: list[str] = []
@@ -294,9 +295,9 @@ def label_ranges(target: Tensor, ignore_index: int | None, fill: int) -> tuple[T
         labels = take(target, block, False)
         if ignore_index is not None:
             labels = torch.where(labels == ignore_index, fill, labels)
-        kept = torch.stack(torch.aminmax(labels))
+        kept = torch.stack(aminmax(labels))
         if floating:
-            kept = torch.cat([kept, torch.stack(torch.aminmax(torch.frac(labels)))])
+            kept = torch.cat([kept, torch.stack(aminmax(torch.frac(labels)))])
         return kept.to(torch.float64)
 
     parts = torch.stack([ranges(block) for block in index_blocks(target.shape, 1, target.device)])

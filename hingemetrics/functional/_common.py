@@ -34,6 +34,8 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
+from hingemetrics._compat import aminmax, is_compiling
+
 __all__: list[str] = []
 
 STAT_DTYPE = torch.float64
@@ -102,7 +104,7 @@ def index_blocks(index_shape: Sequence[int], row_size: int, device: torch.device
     shape = tuple(index_shape)
     if math.prod(shape) == 0:
         return []
-    if torch.compiler.is_compiling():
+    if is_compiling():
         return [(slice(None),)]
     budget = _budget(device)
     depth, unit = 0, row_size * math.prod(shape[1:])
@@ -200,8 +202,8 @@ def extrema(x: Tensor) -> Tensor:
     """
     dense = in_memory_order(x)
     if dense is not None:
-        return torch.stack(torch.aminmax(dense)).to(STAT_DTYPE)
-    flat = [torch.stack(torch.aminmax(take(x, b, False))) for b in index_blocks(x.shape or (1,), 1, x.device)]
+        return torch.stack(aminmax(dense)).to(STAT_DTYPE)
+    flat = [torch.stack(aminmax(take(x, b, False))) for b in index_blocks(x.shape or (1,), 1, x.device)]
     return combine_extrema([part.to(STAT_DTYPE) for part in flat])
 
 
@@ -239,7 +241,7 @@ def outside_unit_interval(
             return torch.zeros((), dtype=torch.bool, device=scores.device)
         return ~inside_unit_interval(extrema(scores))
     assert blocks is not None, "counted scores come by blocks"
-    flags = map_blocks(lambda block: inside_unit_interval(torch.stack(torch.aminmax(counted(block)))), blocks)
+    flags = map_blocks(lambda block: inside_unit_interval(torch.stack(aminmax(counted(block)))), blocks)
     if not flags:
         return torch.zeros((), dtype=torch.bool, device=scores.device)
     return ~(flags[0] if len(flags) == 1 else torch.stack(flags).all())

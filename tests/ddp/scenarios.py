@@ -103,7 +103,7 @@ class CollectiveLog(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         if func.namespace == "c10d":
-            leaves = pytree.tree_leaves((args, kwargs))
+            leaves, _ = pytree.tree_flatten((args, kwargs))  # tree_leaves is newer than torch 2.1
             self.calls.append((str(func), tuple(tuple(t.shape) for t in leaves if isinstance(t, Tensor))))
         return func(*args, **kwargs)
 
