@@ -109,13 +109,14 @@ def order_key(description: MetricDescription) -> tuple[str, str]:
     return name, repr(_canonical(arguments))
 
 
-def group_key(group: Any) -> tuple[str, tuple[int, ...]]:
-    """The name of a process group and its global ranks: the same on every rank of the group.
+def group_key(group: Any) -> tuple[int, ...]:
+    """The global ranks of a process group: the same on every rank of the group.
 
-    It holds no reference to the group itself, so a metric that remembers a group does not keep it alive (and
-    still pickles).
+    The ranks are what an agreement is about: the same processes, whichever group object joins them. The key holds
+    no reference to the group itself, so a metric that remembers it does not keep the group alive (and still
+    pickles).
     """
-    return group.group_name, tuple(dist.get_process_group_ranks(group))
+    return tuple(dist.get_process_group_ranks(group))
 
 
 def check_agreement(description: SyncDescription, group: Any, device: torch.device) -> None:

@@ -48,14 +48,13 @@ def _has_cpu_half_aminmax() -> bool:
 
 
 def _aminmax(t: Tensor, cpu_half_kernel: bool) -> tuple[Tensor, Tensor]:
-    """``torch.aminmax(t)``; without ``cpu_half_kernel``, a float16 CPU tensor is reduced in float32.
+    """``torch.aminmax(t)``; without ``cpu_half_kernel``, a float16 CPU tensor is reduced by ``amin`` and ``amax``.
 
-    Every float16 value, NaN and infinities included, is exact in float32, so the minimum and maximum are the same
-    values; they come back as float16.
+    Those two have float16 kernels on every supported torch, make no temporary (a float32 copy would double the
+    memory an update needs) and give the same values, NaN included.
     """
     if not cpu_half_kernel and t.dtype == torch.float16 and t.device.type == "cpu":
-        low, high = torch.aminmax(t.float())
-        return low.half(), high.half()
+        return t.amin(), t.amax()
     low, high = torch.aminmax(t)
     return low, high
 
