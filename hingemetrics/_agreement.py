@@ -18,6 +18,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from hingemetrics._compat import group_name
+
 __all__ = ["StepSyncError", "SyncMismatchError"]
 
 #: ``(name, shape, dtype)`` of one state.
@@ -115,7 +117,7 @@ def group_key(group: Any) -> tuple[str, tuple[int, ...]]:
     It holds no reference to the group itself, so a metric that remembers a group does not keep it alive (and
     still pickles).
     """
-    return group.group_name, tuple(dist.get_process_group_ranks(group))
+    return group_name(group), tuple(dist.get_process_group_ranks(group))
 
 
 def check_agreement(description: SyncDescription, group: Any, device: torch.device) -> None:
