@@ -18,6 +18,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from hingemetrics._compat import group_name
+
 __all__ = ["StepSyncError", "SyncMismatchError"]
 
 #: ``(name, shape, dtype)`` of one state.
@@ -109,14 +111,13 @@ def order_key(description: MetricDescription) -> tuple[str, str]:
     return name, repr(_canonical(arguments))
 
 
-def group_key(group: Any) -> tuple[int, ...]:
-    """The global ranks of a process group: the same on every rank of the group.
+def group_key(group: Any) -> tuple[str, tuple[int, ...]]:
+    """The name of a process group and its global ranks: the same on every rank of the group.
 
-    The ranks are what an agreement is about: the same processes, whichever group object joins them. The key holds
-    no reference to the group itself, so a metric that remembers it does not keep the group alive (and still
-    pickles).
+    It holds no reference to the group itself, so a metric that remembers a group does not keep it alive (and
+    still pickles).
     """
-    return tuple(dist.get_process_group_ranks(group))
+    return group_name(group), tuple(dist.get_process_group_ranks(group))
 
 
 def check_agreement(description: SyncDescription, group: Any, device: torch.device) -> None:

@@ -259,7 +259,7 @@ class SumStateMetric(Metric):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         #: ``(group, description)`` keys of the syncs this metric has been agreed in: see ``_agree``.
-        self._agreed_syncs: set[tuple[tuple[int, ...], SyncDescription]] = set()
+        self._agreed_syncs: set[tuple[tuple[str, tuple[int, ...]], SyncDescription]] = set()
 
     def _add_sum_state(self, name: str, shape: tuple[int, ...] = ()) -> None:
         """Register a float64 zero state reduced by summation."""

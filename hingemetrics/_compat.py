@@ -1,8 +1,8 @@
 """What differs between the torch releases that hingemetrics supports (``torch>=2.1``), answered in one place.
 
-Each shim is chosen once, when the module is imported, from what the installed torch offers, and the rest of the
-package calls it without asking again. The choice is made by a small function that takes what it looks at as an
-argument, so that every branch can be tested on any torch.
+Each shim is chosen from what the installed torch offers (once, at import, where that is cheap), and the rest of
+the package calls it without asking itself. The choice is made by a small function that takes what it looks at
+as an argument, so that every branch can be tested on any torch.
 """
 
 from __future__ import annotations
@@ -47,14 +47,20 @@ def _has_cpu_half_aminmax() -> bool:
     return True
 
 
-def _aminmax(t: Tensor, cpu_half_kernel: bool) -> tuple[Tensor, Tensor]:
-    """``torch.aminmax(t)``; without ``cpu_half_kernel``, a float16 CPU tensor is reduced by ``amin`` and ``amax``.
+#: Elements of ``t`` converted to float32 at a time where float16 has no CPU ``aminmax`` (128 KiB of float32).
+_HALF_CHUNK = 1 << 15
 
-    Those two have float16 kernels on every supported torch, make no temporary (a float32 copy would double the
-    memory an update needs) and give the same values, NaN included.
+
+def _aminmax(t: Tensor, cpu_half_kernel: bool) -> tuple[Tensor, Tensor]:
+    """``torch.aminmax(t)``; without ``cpu_half_kernel``, a float16 CPU tensor is reduced in float32 chunks.
+
+    Every float16 value, NaN and infinities included, is exact in float32, so the minimum and maximum are the same
+    values; they come back as float16. Only one chunk is converted at a time, so the temporary stays small.
     """
-    if not cpu_half_kernel and t.dtype == torch.float16 and t.device.type == "cpu":
-        return t.amin(), t.amax()
+    if not cpu_half_kernel and t.dtype == torch.float16 and t.device.type == "cpu" and t.numel():
+        parts = [torch.stack(torch.aminmax(part.float())) for part in t.reshape(-1).split(_HALF_CHUNK)]
+        both = torch.stack(parts)
+        return both[:, 0].amin().half(), both[:, 1].amax().half()
     low, high = torch.aminmax(t)
     return low, high
 
@@ -79,6 +85,22 @@ def _pick_start_ns(event_type: type) -> Callable[[Any], int]:
 
 #: The start of one of ``prof.profiler.kineto_results.events()`` in nanoseconds (to the microsecond on torch 2.1).
 event_start_ns: Callable[[Any], int] = _pick_start_ns(torch._C._autograd._KinetoEvent)
+
+
+def _pick_group_name(group_type: type) -> Callable[[Any], str]:
+    """How to read a process group's name: its ``group_name`` (newer torch), else c10d's record (torch 2.1)."""
+    if hasattr(group_type, "group_name"):
+        return lambda group: str(group.group_name)
+    from torch.distributed import distributed_c10d
+
+    return lambda group: str(distributed_c10d._get_process_group_name(group))
+
+
+def group_name(group: Any) -> str:
+    """The name of a process group, the same on every rank of it (``"0"`` for the default group)."""
+    import torch.distributed as dist
+
+    return _pick_group_name(dist.ProcessGroup)(group)
 
 
 def own_storage(obj: T) -> T:

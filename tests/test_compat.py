@@ -163,3 +163,40 @@ def test_own_storage_gives_every_tensor_a_storage_of_its_own():
     for ours, theirs in zip(tensors, [splits["train"][0], splits["train"][1], splits["test"][0]]):
         assert ours.dtype == theirs.dtype
         torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_aminmax_through_float32_chunk_by_chunk_finds_extremes_in_any_chunk(layout):
+    n = 3 * _compat._HALF_CHUNK + 5
+    values = torch.linspace(-1.0, 1.0, n, dtype=torch.float16)
+    values[_compat._HALF_CHUNK + 7] = -3.0  # the minimum in the second chunk
+    values[-1] = 5.0  # the maximum in the short last chunk
+    t = values.reshape(-1, 1) if layout == "contiguous" else values.reshape(1, -1).t()
+    if layout == "transposed":
+        t = torch.cat([t, t], dim=1)[:, ::2]  # a non-contiguous view of the same values
+        assert not t.is_contiguous()
+    low, high = _compat._aminmax(t, cpu_half_kernel=False)
+    assert (low.item(), high.item()) == (-3.0, 5.0)
+    values[2 * _compat._HALF_CHUNK + 1] = math.nan
+    low, high = _compat._aminmax(values, cpu_half_kernel=False)
+    assert math.isnan(low.item()) and math.isnan(high.item())
+
+
+class _GroupWithName:
+    group_name = "17"
+
+
+class _GroupWithoutName:
+    pass
+
+
+def test_group_name_reads_the_groups_own_name_where_it_has_one():
+    assert _compat._pick_group_name(_GroupWithName)(_GroupWithName()) == "17"
+
+
+def test_group_name_asks_c10d_where_groups_have_no_name(monkeypatch):
+    from torch.distributed import distributed_c10d
+
+    group = _GroupWithoutName()
+    monkeypatch.setattr(distributed_c10d, "_get_process_group_name", lambda g: "3" if g is group else "?")
+    assert _compat._pick_group_name(_GroupWithoutName)(group) == "3"

@@ -118,9 +118,9 @@ def test_no_update_forward_or_compute_calls_a_process_wide_setter(case, monkeypa
 
 def _cpu_autocast_enabled() -> bool:
     try:
-        return torch.is_autocast_enabled("cpu")  # torch 2.4 on
-    except TypeError:
-        return torch.is_autocast_cpu_enabled()  # the declared floor, torch 2.1
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch 2.1 has no device argument, and a function of its own for the CPU
+        return torch.is_autocast_cpu_enabled()
 
 
 def test_updates_leave_every_torch_setting_as_it_was():

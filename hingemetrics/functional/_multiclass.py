@@ -212,16 +212,18 @@ def _crammer_singer(
     whose difference float32 could overflow).
     """
     true_score, rival = true_and_rival(scores, column)
-    gap = true_score.to(dtype) - rival.to(dtype)
-    if normalization is not None:
-        top = torch.maximum(true_score, rival)
-        total = row_sums(exp_of_nonpositive(scores - top.unsqueeze(1)))
-        odds = gap.sigmoid()
-        soft_gap = (2 * odds - 1).div_(torch.maximum(odds, 1 - odds).mul_(total))
-        if normalization == "auto":
-            assert outside is not None, "normalization='auto' needs the batch's decision"
-            soft_gap = torch.where(outside, soft_gap, gap)
-        gap = soft_gap
+    if normalization is None:
+        return hinge_transform_(margin - (true_score.to(dtype) - rival.to(dtype)), squared)
+    # the probabilities' gap lies in [-1, 1]: the scores' own dtype holds it, even where the raw gap overflows
+    # (the logistic function of an infinite gap is 0 or 1, its exact limit)
+    top = torch.maximum(true_score, rival)
+    total = row_sums(exp_of_nonpositive(scores - top.unsqueeze(1)))
+    odds = (true_score - rival).sigmoid()
+    rest = 1 - odds
+    gap = (odds - rest).div_(torch.maximum(odds, rest).mul_(total)).to(dtype)
+    if normalization == "auto":
+        assert outside is not None, "normalization='auto' needs the batch's decision"
+        gap = torch.where(outside, gap, true_score.to(dtype) - rival.to(dtype))
     return hinge_transform_(margin - gap, squared)
 
 
