@@ -140,10 +140,8 @@ def take_weight(weight: Tensor, block: Block, index_shape: Sequence[int], classe
     """
     if weight.dim() > 1 or len(index_shape) == 1:
         return take(weight, block, classes and weight.dim() > len(index_shape))
-    part = weight[block[0]]
-    sizes = [len(range(*s.indices(n))) for s, n in zip(block, index_shape, strict=False)]
-    sizes += list(index_shape[len(block) :])
-    return part.reshape((-1,) + (1,) * (len(index_shape) - 1)).expand(sizes).reshape(-1)
+    spread = weight.reshape((-1,) + (1,) * (len(index_shape) - 1)).expand(tuple(index_shape))  # a view: no copy
+    return spread[block].reshape(-1)
 
 
 def map_blocks(fn: Callable[[Block], T], blocks: Sequence[Block]) -> list[T]:

@@ -52,16 +52,16 @@ def _rank_main(rank: int, world: int, port: int, out: str, fn: Callable[..., Any
     dist.init_process_group("gloo", store=store, rank=rank, world_size=world, timeout=COLLECTIVE_TIMEOUT)
     try:
         result = fn(rank, world, *args)
-        dist.barrier()  # no rank tears its connections down while another may still be using them
+        dist.barrier()  # no rank leaves while another may still be using its connections
     except BaseException:
         (Path(out) / f"{rank}.err").write_text(traceback.format_exc())
         raise
-    finally:
-        dist.destroy_process_group()
     torch.save(result, Path(out) / f"{rank}.pt")
-    # Collectives logged under a TorchDispatchMode leave references to the group behind (torch 2.13), so gloo's
-    # threads would outlive destroy_process_group and, now and then, abort the interpreter's teardown with SIGABRT.
-    # The result is saved: leave without that teardown.
+    # Leave without tearing the group down: on torch 2.1 destroy_process_group now and then deadlocks (gloo's
+    # destructor waits, holding the interpreter lock, for a worker thread that needs it), and on torch 2.13
+    # collectives logged under a TorchDispatchMode leave references to the group behind, so gloo's threads would
+    # outlive it and, now and then, abort the interpreter's teardown with SIGABRT. The barrier has passed and the
+    # result is saved: nothing is lost.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
