@@ -24,7 +24,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 import hingemetrics as hm
-from hingemetrics.benchmark.update import peak_temporary_bytes
+from hingemetrics.benchmark.update import peak_temporary_bytes, plain_table
 
 __all__ = ["BOUND", "MemoryCase", "MemoryRow", "format_memory_table", "memory_cases", "run_memory_benchmark"]
 
@@ -271,10 +271,7 @@ def format_memory_table(rows: Sequence[MemoryRow], markdown: bool = False) -> st
         text.append("|---|" + "---:|" * (len(header) - 1))
         text += ["| " + " | ".join(line) + " |" for line in lines[1:]]
         return "\n".join(text)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in lines]
-    text.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(text)
+    return plain_table(lines)
 
 
 def summary(rows: Sequence[MemoryRow]) -> str:

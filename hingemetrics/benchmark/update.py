@@ -56,6 +56,7 @@ __all__ = [
     "format_table",
     "main",
     "peak_temporary_bytes",
+    "plain_table",
     "run_update_benchmark",
 ]
 
@@ -463,7 +464,12 @@ def format_table(rows: Sequence[Row]) -> str:
                 "yes" if row.agree else "NO",
             )
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return plain_table(lines)
+
+
+def plain_table(lines: Sequence[Sequence[str]]) -> str:
+    """Rows of cells (the header first) as left-aligned columns, with a rule of dashes under the header."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in lines]
     text.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(text)

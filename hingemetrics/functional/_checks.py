@@ -243,20 +243,9 @@ def within(extrema: Extrema, low: float, high: float) -> bool:
     return extrema is None or (extrema[0] >= low and extrema[1] <= high)
 
 
-def check_finite(name: str, value: Tensor) -> None:
-    """Require no NaN or infinity (reads the data back to the host)."""
-    if value.is_floating_point() and not finite(read_extrema(value_range(value))[0]):
-        raise_not_finite(name, value)
-
-
 def raise_not_finite(name: str, value: Tensor) -> None:
     bad = value[~torch.isfinite(value)].flatten()[0].item()
     raise ValueError(f"Expected `{name}` to hold only finite values, but found {bad}.")
-
-
-def check_weight_values(sample_weight: Tensor) -> None:
-    """Require finite, non-negative weights."""
-    _check_weight_extrema(sample_weight, read_extrema(value_range(sample_weight))[0])
 
 
 def _check_weight_extrema(sample_weight: Tensor, extrema: Extrema) -> None:
