@@ -37,6 +37,19 @@ class Case:
         return self.name
 
 
+def draw_batches(case: Case, sizes: tuple[int, ...], seed: int = 0) -> list[Batch]:
+    """One batch of each size, drawn for ``case`` from a generator seeded with ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    return [case.draw(gen, n) for n in sizes]
+
+
+def feed(metric: Metric, batches: list[Batch]) -> Metric:
+    """Update ``metric`` with every batch, in order; returns it."""
+    for batch in batches:
+        metric.update(**batch)
+    return metric
+
+
 def cat_batches(batches: list[Batch]) -> Batch:
     """Concatenate batches along the sample dimension."""
     return {k: torch.cat([b[k] for b in batches]) for k in batches[0]}

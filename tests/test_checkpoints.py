@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import hingemetrics as hm
-from tests.cases import CASES, Case, cat_batches
+from tests.cases import CASES, Case, cat_batches, draw_batches, feed
 
 
 @pytest.fixture(params=CASES, ids=[c.name for c in CASES])
@@ -20,14 +20,7 @@ def case(request) -> Case:
 
 
 def _stream(case: Case, sizes=(6, 0, 5, 7), seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return [case.draw(gen, n) for n in sizes]
-
-
-def _feed(metric, batches):
-    for batch in batches:
-        metric.update(**batch)
-    return metric
+    return draw_batches(case, sizes, seed)
 
 
 def _saved(state_dict) -> dict:
@@ -45,7 +38,7 @@ def _persistent(metric):
 
 def test_state_dict_round_trip_into_a_fresh_metric(case):
     first, second = _stream(case)[:2], _stream(case)[2:]
-    metric = _persistent(_feed(case.make(), first))
+    metric = _persistent(feed(case.make(), first))
     checkpoint = _saved(metric.state_dict())
     assert set(metric._defaults) <= set(checkpoint)
     fresh = _persistent(case.make())
@@ -53,8 +46,8 @@ def test_state_dict_round_trip_into_a_fresh_metric(case):
     for name in metric._defaults:
         assert torch.equal(getattr(fresh, name), getattr(metric, name)), name
         assert getattr(fresh, name).dtype == torch.float64
-    _feed(fresh, second)
-    _feed(metric, second)
+    feed(fresh, second)
+    feed(metric, second)
     np.testing.assert_array_equal(fresh.compute().numpy(), metric.compute().numpy())
     np.testing.assert_allclose(fresh.compute().numpy(), case.oracle(cat_batches(first + second)), rtol=1e-6)
 
@@ -62,7 +55,7 @@ def test_state_dict_round_trip_into_a_fresh_metric(case):
 def test_compute_after_loading_a_checkpoint_with_data_does_not_warn(case, recwarn):
     batches = _stream(case)[:1]
     fresh = _persistent(case.make())
-    fresh.load_state_dict(_saved(_persistent(_feed(case.make(), batches)).state_dict()))
+    fresh.load_state_dict(_saved(_persistent(feed(case.make(), batches)).state_dict()))
     value = fresh.compute()
     assert not [w for w in recwarn if "before the ``update``" in str(w.message)], [str(w.message) for w in recwarn]
     np.testing.assert_allclose(value.numpy(), case.oracle(cat_batches(batches)), rtol=1e-6)
@@ -78,7 +71,7 @@ def test_compute_after_loading_an_empty_checkpoint_still_warns(case):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_a_lower_precision_checkpoint_loads_into_float64_states(case, dtype):
     first, second = _stream(case)[:2], _stream(case)[2:]
-    writer = _feed(case.make(), first)
+    writer = feed(case.make(), first)
     with pytest.warns(hm.StatePrecisionWarning, match="significant bits"):
         writer.set_dtype(dtype)  # a metric that keeps its states in `dtype` writes this checkpoint
     writer.persistent(True)
@@ -90,7 +83,7 @@ def test_a_lower_precision_checkpoint_loads_into_float64_states(case, dtype):
         state = getattr(fresh, name)
         assert state.dtype == torch.float64, name
         assert torch.equal(state, checkpoint[name].double()), name
-    _feed(fresh, second)
+    feed(fresh, second)
     for name in fresh._sum_states:
         assert getattr(fresh, name).dtype == torch.float64
     # the first batches were rounded to `dtype` once, in the checkpoint; the rest is exact
@@ -114,9 +107,9 @@ def _wrong_shape(state: torch.Tensor) -> torch.Tensor:
 
 
 def test_a_wrong_shaped_state_is_refused_and_nothing_is_loaded(case):
-    metric = _persistent(_feed(case.make(), _stream(case)[:1]))
+    metric = _persistent(feed(case.make(), _stream(case)[:1]))
     before = {name: getattr(metric, name).clone() for name in metric._defaults}
-    other = _persistent(_feed(case.make(), _stream(case, seed=1)[:1]))
+    other = _persistent(feed(case.make(), _stream(case, seed=1)[:1]))
     checkpoint = other.state_dict()
     first, last = metric._sum_states[0], metric._sum_states[-1]
     checkpoint[last] = _wrong_shape(checkpoint[last])
@@ -131,7 +124,7 @@ def test_a_wrong_shaped_state_is_refused_and_nothing_is_loaded(case):
     for name, value in before.items():  # ... and not loaded either: the metric is as it was
         assert torch.equal(getattr(metric, name), value), name
     second = _stream(case)[1:]
-    _feed(metric, second)
+    feed(metric, second)
     np.testing.assert_allclose(metric.compute().numpy(), case.oracle(cat_batches(_stream(case))), rtol=1e-6)
 
 
@@ -171,7 +164,7 @@ def test_loading_drops_a_cached_result():
 @pytest.mark.parametrize("how", ["pickle", "deepcopy"])
 def test_a_copy_in_the_middle_of_a_stream_ends_at_the_same_value(case, how):
     batches = _stream(case)
-    metric = _feed(case.make(), batches[:2])
+    metric = feed(case.make(), batches[:2])
     clone = pickle.loads(pickle.dumps(metric)) if how == "pickle" else copy.deepcopy(metric)
     assert clone is not metric
     for batch in batches[2:]:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import hingemetrics as hm
-from tests.cases import CASES, Batch, Case, cat_batches
+from tests.cases import CASES, Batch, Case, cat_batches, draw_batches
 from tests.test_margin_distribution import assert_matches, reference
 
 
@@ -83,8 +83,7 @@ def _scored(batches: list[Batch], context: str) -> tuple[list[Batch], contextlib
 
 
 def _batches(case: Case, sizes=(7, 12), seed=0) -> list[Batch]:
-    gen = torch.Generator().manual_seed(seed)
-    return [case.draw(gen, n) for n in sizes]
+    return draw_batches(case, sizes, seed)
 
 
 def _reference_numbers(batches: list[Batch]) -> Batch:

@@ -11,18 +11,12 @@ import torch
 import hingemetrics as hm
 import hingemetrics.functional as F
 from tests import reference as ref
-from tests.cases import CASES, Case, cat_batches
+from tests.cases import CASES, Case, cat_batches, feed
 
 
 @pytest.fixture(params=CASES, ids=[c.name for c in CASES])
 def case(request) -> Case:
     return request.param
-
-
-def _feed(metric, batches):
-    for batch in batches:
-        metric.update(**batch)
-    return metric
 
 
 def _states(metric) -> dict[str, torch.Tensor]:
@@ -33,7 +27,7 @@ def _states(metric) -> dict[str, torch.Tensor]:
 def test_an_empty_batch_is_a_no_op_for_update_and_forward(case):
     gen = torch.Generator().manual_seed(0)
     batches = [case.draw(gen, 5), case.draw(gen, 3)]
-    metric = _feed(case.make(), batches)
+    metric = feed(case.make(), batches)
     before = _states(metric)
     empty = case.draw(gen, 0)
     metric.update(**empty)
@@ -67,7 +61,7 @@ def test_compute_before_any_update_returns_nan_without_raising(case):
     assert value.dtype == torch.float64
     np.testing.assert_array_equal(value.numpy(), case.oracle(empty))  # nan, a vector of nan, or 0 for a sum
     # and again after a reset
-    _feed(metric, [case.draw(torch.Generator().manual_seed(1), 4)])
+    feed(metric, [case.draw(torch.Generator().manual_seed(1), 4)])
     metric.reset()
     with pytest.warns(UserWarning):
         np.testing.assert_array_equal(metric.compute().numpy(), case.oracle(empty))

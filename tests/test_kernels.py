@@ -20,7 +20,7 @@ from hingemetrics.functional._binary import _binary_hinge_check_tensors, _binary
 from hingemetrics.functional._common import index_blocks, outside_unit_interval, take
 from hingemetrics.functional._multiclass import _multiclass_hinge_check_tensors
 from tests import reference as ref
-from tests.cases import CASES, cat_batches
+from tests.cases import CASES, cat_batches, draw_batches
 
 TINY_CHUNK = 16  # elements: a batch of a few dozen rows spans several chunks
 
@@ -31,8 +31,7 @@ def tiny_chunks(monkeypatch):
 
 
 def _batches(case, sizes=(37, 1, 50), seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return [case.draw(gen, n) for n in sizes]
+    return draw_batches(case, sizes, seed)
 
 
 def _result(case, batches):

@@ -19,7 +19,7 @@ from torchmetrics.wrappers import ClasswiseWrapper
 
 import hingemetrics as hm
 from hingemetrics import _precision as P
-from tests.cases import CASES, Case, cat_batches
+from tests.cases import CASES, Case, cat_batches, draw_batches, feed
 
 
 @pytest.fixture(params=CASES, ids=[c.name for c in CASES])
@@ -28,14 +28,7 @@ def case(request) -> Case:
 
 
 def _stream(case: Case, sizes=(6, 5, 7), seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return [case.draw(gen, n) for n in sizes]
-
-
-def _feed(metric, batches):
-    for batch in batches:
-        metric.update(**batch)
-    return metric
+    return draw_batches(case, sizes, seed)
 
 
 def _states(metric: Metric) -> dict[str, torch.Tensor]:
@@ -79,16 +72,16 @@ def test_a_parent_module_cast_leaves_the_sums_float64(case, cast, no_precision_w
     first, second = _stream(case)[:2], _stream(case)[2:]
     model = torch.nn.Module()
     model.linear = torch.nn.Linear(2, 2)
-    model.metric = _feed(case.make(), first)
-    twin = _feed(case.make(), first)
+    model.metric = feed(case.make(), first)
+    twin = feed(case.make(), first)
     model.metric.compute()  # a cached result goes through the cast too
     before = _states(model.metric)
     apply(model)  # a parent's cast warns nothing: casting a model with metrics inside is the ordinary case
     assert model.linear.weight.dtype == dtype  # the cast did reach the module's parameters
     _assert_float64_and_equal(model.metric, before)
     assert torch.equal(model.metric.compute(), twin.compute())
-    _feed(model.metric, second)
-    _feed(twin, second)
+    feed(model.metric, second)
+    feed(twin, second)
     assert torch.equal(model.metric.compute(), twin.compute())
     np.testing.assert_allclose(model.metric.compute().numpy(), case.oracle(cat_batches(first + second)), rtol=1e-6)
     model.metric.reset()
@@ -113,7 +106,7 @@ def test_a_stream_of_equal_losses_keeps_its_mean_after_the_parent_goes_bfloat16(
 def test_a_cast_called_on_the_metric_keeps_float64_and_says_so(case, cast):
     apply, dtype = CASTS[cast]
     first, second = _stream(case)[:2], _stream(case)[2:]
-    metric = _feed(case.make(), first)
+    metric = feed(case.make(), first)
     before = _states(metric)
     with pytest.warns(hm.StatePrecisionWarning) as caught:
         returned = apply(metric)
@@ -122,7 +115,7 @@ def test_a_cast_called_on_the_metric_keeps_float64_and_says_so(case, cast):
     assert "leaves the torch.float64 states as they are" in message
     assert f"Call `metric.set_dtype({dtype})` to change it." in message
     _assert_float64_and_equal(metric, before)
-    _feed(metric, second)
+    feed(metric, second)
     np.testing.assert_allclose(metric.compute().numpy(), case.oracle(cat_batches(first + second)), rtol=1e-6)
 
 
@@ -132,7 +125,7 @@ def test_a_cast_called_on_the_metric_keeps_float64_and_says_so(case, cast):
     ids=["double", "to-cpu", "cpu", "to-cpu-float64"],
 )
 def test_a_cast_that_changes_nothing_and_a_device_move_warn_nothing(case, apply, no_precision_warning):
-    metric = _feed(case.make(), _stream(case)[:1])
+    metric = feed(case.make(), _stream(case)[:1])
     before = _states(metric)
     assert apply(metric) is metric
     _assert_float64_and_equal(metric, before)
@@ -148,7 +141,7 @@ def test_a_cast_that_changes_nothing_and_a_device_move_warn_nothing(case, apply,
     ],
 )
 def test_set_dtype_lowers_the_sums_and_warns_what_it_costs(case, dtype, cost):
-    metric = _feed(case.make(), _stream(case)[:1])
+    metric = feed(case.make(), _stream(case)[:1])
     with pytest.warns(hm.StatePrecisionWarning, match=f"set_dtype\\({dtype}\\) keeps the summed states") as caught:
         assert metric.set_dtype(dtype) is metric
     assert cost in str(caught[0].message)
@@ -199,7 +192,7 @@ def test_set_dtype_refuses_a_dtype_that_is_not_floating(dtype):
 
 # ------------------------------------------------------------------------------------------------- checkpoints
 def test_a_checkpoint_loads_in_float64_after_the_parent_was_cast(case):
-    writer = _feed(case.make(), _stream(case)[:2])
+    writer = feed(case.make(), _stream(case)[:2])
     writer.persistent(True)
     model = torch.nn.Module()
     model.metric = case.make()
@@ -324,15 +317,15 @@ def test_a_metric_made_on_meta_is_empty_after_to_empty(case):
     for name, default in model.metric._defaults.items():
         assert torch.equal(getattr(model.metric, name), torch.zeros_like(default)), name
         assert getattr(model.metric, name).dtype == torch.float64
-    _feed(model.metric, batches)
+    feed(model.metric, batches)
     np.testing.assert_allclose(model.metric.compute().numpy(), case.oracle(cat_batches(batches)), rtol=1e-6)
 
 
 def test_to_empty_on_the_metric_itself_keeps_what_it_holds(case):
     batches = _stream(case)
-    metric = _feed(case.make(), batches[:1])
+    metric = feed(case.make(), batches[:1])
     before = _states(metric)
     assert metric.to_empty(device="cpu") is metric
     _assert_float64_and_equal(metric, before)
-    _feed(metric, batches[1:])
+    feed(metric, batches[1:])
     np.testing.assert_allclose(metric.compute().numpy(), case.oracle(cat_batches(batches)), rtol=1e-6)
