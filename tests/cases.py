@@ -110,7 +110,8 @@ def _binary_case(name: str, weighted: bool = False, extra: tuple[int, ...] = (),
 
 def _multiclass_case(name: str, c: int, weighted: bool = False, extra: tuple[int, ...] = (), **kw: Any) -> Case:
     metric_kw = dict(kw)
-    oracle_kw = {k: metric_kw[k] for k in ("margin", "squared", "ignore_index", "normalization") if k in metric_kw}
+    names = ("margin", "squared", "ignore_index", "normalization", "class_weight")
+    oracle_kw = {k: metric_kw[k] for k in names if k in metric_kw}
     mode = metric_kw.get("multiclass_mode", "crammer-singer")
 
     def oracle(b: Batch) -> Any:
@@ -203,4 +204,18 @@ CASES: list[Case] = [
     _multilabel_case("multilabel-macro-pm1-squared", 2, values=(-1, 1), squared=True, margin=0.5),
     _embedding_case("embedding-mean"),
     _embedding_case("embedding-sum-margin", margin=2.0, reduction="sum"),
+    _binary_case("binary-perceptron", margin=0.0),
+    _multiclass_case("multiclass-cs-perceptron", 4, margin=0.0),
+    _multiclass_case("multiclass-ww-negative-margin", 4, multiclass_mode="weston-watkins", margin=-0.5),
+    _multiclass_case("multiclass-categorical", 3, multiclass_mode="categorical"),
+    _multiclass_case(
+        "multiclass-categorical-weighted", 3, weighted=True, squared=True, multiclass_mode="categorical", margin=0.5
+    ),
+    _multiclass_case(
+        "multiclass-ww-class-weight",
+        4,
+        weighted=True,
+        multiclass_mode="weston-watkins",
+        class_weight=(0.5, 2.0, 1.0, 0.0),
+    ),
 ]

@@ -108,6 +108,20 @@ for _mode in ("crammer-singer", "one-vs-all", "weston-watkins"):
     )
 METRICS += [
     (
+        "multiclass-categorical-class-weight",
+        lambda v: hm.MulticlassHingeLoss(
+            5, multiclass_mode="categorical", ignore_index=-100, validate_args=v, class_weight=[1, 2, 3, 4, 5]
+        ),
+        _multiclass_batch,
+    ),
+    (
+        "multiclass-weston-watkins-class-weight-negative-margin",
+        lambda v: hm.MulticlassHingeLoss(
+            5, True, "weston-watkins", -100, v, margin=-0.5, class_weight=[0.5, 1, 1, 1, 2]
+        ),
+        _multiclass_batch,
+    ),
+    (
         "multilabel-auto-ignore",
         lambda v: hm.MultilabelHingeLoss(4, ignore_index=-100, validate_args=v, normalization="auto"),
         _multilabel_batch,
@@ -197,6 +211,21 @@ def _multiclass_kernel(mode: str, normalization: str | None) -> Callable[..., tu
     return kernel
 
 
+def _categorical_kernel(preds, target, sample_weight):
+    return _multiclass_hinge_update(
+        preds,
+        target,
+        num_classes=5,
+        margin=0.0,
+        squared=False,
+        multiclass_mode="categorical",
+        ignore_index=-100,
+        normalization=None,
+        sample_weight=sample_weight,
+        class_weight=torch.tensor([1.0, 2.0, 0.5, 0.0, 1.0], dtype=torch.float64),
+    )
+
+
 def _multilabel_kernel(preds, target):
     return _multilabel_hinge_update(
         preds,
@@ -216,6 +245,7 @@ COMPILED = [
     ("multiclass-one-vs-all-softmax", _multiclass_kernel("one-vs-all", "softmax"), _multiclass_batch),
     ("multiclass-weston-watkins-raw", _multiclass_kernel("weston-watkins", None), _multiclass_batch),
     ("multilabel-auto-ignore", _multilabel_kernel, _multilabel_batch),
+    ("multiclass-categorical-class-weight-raw", _categorical_kernel, _multiclass_batch),
 ]
 
 
