@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import pytest
 import torch
@@ -194,36 +195,26 @@ def _binary_kernel(preds, target, sample_weight):
     )
 
 
-def _multiclass_kernel(mode: str, normalization: str | None) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+def _multiclass_kernel(
+    mode: str, normalization: str | None, **options: Any
+) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """The multiclass update as a function of the batch; ``options`` replace the margin and squaring or add
+    ``class_weight``."""
+    settings = {"margin": 1.0, "squared": True, **options}
+
     def kernel(preds, target, sample_weight):
         return _multiclass_hinge_update(
             preds,
             target,
             num_classes=5,
-            margin=1.0,
-            squared=True,
             multiclass_mode=mode,
             ignore_index=-100,
             normalization=normalization,
             sample_weight=sample_weight,
+            **settings,
         )
 
     return kernel
-
-
-def _categorical_kernel(preds, target, sample_weight):
-    return _multiclass_hinge_update(
-        preds,
-        target,
-        num_classes=5,
-        margin=0.0,
-        squared=False,
-        multiclass_mode="categorical",
-        ignore_index=-100,
-        normalization=None,
-        sample_weight=sample_weight,
-        class_weight=torch.tensor([1.0, 2.0, 0.5, 0.0, 1.0], dtype=torch.float64),
-    )
 
 
 def _multilabel_kernel(preds, target):
@@ -245,7 +236,13 @@ COMPILED = [
     ("multiclass-one-vs-all-softmax", _multiclass_kernel("one-vs-all", "softmax"), _multiclass_batch),
     ("multiclass-weston-watkins-raw", _multiclass_kernel("weston-watkins", None), _multiclass_batch),
     ("multilabel-auto-ignore", _multilabel_kernel, _multilabel_batch),
-    ("multiclass-categorical-class-weight-raw", _categorical_kernel, _multiclass_batch),
+    (
+        "multiclass-categorical-class-weight-raw",
+        _multiclass_kernel(
+            "categorical", None, margin=0.0, squared=False, class_weight=torch.tensor([1.0, 2.0, 0.5, 0.0, 1.0])
+        ),
+        _multiclass_batch,
+    ),
 ]
 
 
