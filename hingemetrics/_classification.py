@@ -129,7 +129,6 @@ class MulticlassHingeLoss(SumStateMetric):
 
     loss_sum: Tensor
     weight_sum: Tensor
-    class_weight: Tensor | None
 
     def __init__(
         self,
@@ -189,12 +188,20 @@ class MulticlassHingeLoss(SumStateMetric):
             normalization=self.normalization,
             sample_weight=sample_weight,
             score_extrema=extrema,
-            class_weight=self.class_weight,
+            class_weight=self._class_weights(),
         )
 
     def compute(self) -> Tensor:
         """The weighted mean hinge loss (per class for one-vs-all) since the last reset."""
         return hinge_compute(self.loss_sum, self.weight_sum)
+
+    def _class_weights(self) -> Tensor | None:
+        """The ``class_weight`` buffer: ``(C,)`` float64 on the metric's device, or None.
+
+        Read from the module's buffers, not declared on the class: torch 2.1's ``torch.jit.script`` cannot parse
+        a ``Tensor | None`` class annotation.
+        """
+        return self._buffers["class_weight"]
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> torch.nn.Module:
         """Move (or cast) the metric as the base class does, then refill the class weights from the configuration.
@@ -204,8 +211,9 @@ class MulticlassHingeLoss(SumStateMetric):
         to carry (the base class gives zeros there, an empty state), and ``set_dtype`` changes the states only.
         """
         out = super()._apply(fn, *args, **kwargs)
-        if self.class_weight is not None and self.class_weight.device.type != "meta":
-            device = self.class_weight.device
+        weights = self._class_weights()
+        if weights is not None and weights.device.type != "meta":
+            device = weights.device
             dtype = P.state_dtype_for(device, STAT_DTYPE)
             self.class_weight = torch.tensor(self._config_args["class_weight"], dtype=dtype, device=device)
         return out
