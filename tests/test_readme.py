@@ -9,6 +9,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 NEIGHBOURS_START, NEIGHBOURS_END = "<!-- neighbours:start -->", "<!-- neighbours:end -->"
@@ -65,3 +71,24 @@ def test_the_neighbour_table_is_marked_for_the_docs():
     assert rows[0] == "| neighbour | formula | hingemetrics |"
     assert all(line.startswith("|") and line.endswith("|") and line.count("|") == 4 for line in rows), rows
     assert len(rows) >= 10  # the header, its rule, and a row per neighbour
+
+
+# --- the examples of the README and the docs' pages run -------------------------------------------------------
+PAGES = sorted([README, *(REPO / "docs").glob("*.md"), *(REPO / "docs").glob("*/*.md")])
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_the_python_examples_of_a_page_run(page, tmp_path, monkeypatch):
+    """Every ```python block of the page, in order and in one namespace, as a reader would run the page."""
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+    monkeypatch.chdir(tmp_path)  # an example may save a figure
+    namespace: dict = {"__name__": "docs_example"}  # a script's `if __name__ == "__main__"` part does not run
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)
+    plt.close("all")
+
+
+def test_the_pages_have_examples():
+    counts = {page.name: len(re.findall(r"```python\n", page.read_text())) for page in PAGES}
+    assert sum(counts.values()) >= 10, counts
+    assert counts["README.md"] >= 1 and counts["getting-started.md"] >= 6, counts
