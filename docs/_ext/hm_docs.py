@@ -108,8 +108,8 @@ def _stub(module_name: str, name: str, obj: Any) -> str:
     if kind == "exception":
         return head + f".. autoexception:: {name}\n"
     if kind == "metric":
-        # the members hingemetrics defines or overrides with a docstring; torchmetrics' own are documented there
-        return head + f".. autoclass:: {name}\n   :members:\n   :inherited-members: Metric, Module\n"
+        # the members hingemetrics defines or overrides with a docstring (see `skip_foreign_members`)
+        return head + f".. autoclass:: {name}\n   :members:\n   :inherited-members:\n"
     if kind == "class":
         return head + f".. autoclass:: {name}\n"
     if kind == "function":
@@ -154,6 +154,20 @@ def write_api_pages(app: Sphinx) -> None:
         _write_if_changed(path, text)
     for stale in set(GENERATED.glob("*.rst")) - set(wanted):
         stale.unlink()
+
+
+def skip_foreign_members(app: Sphinx, what: str, name: str, obj: Any, skip: bool, options: Any) -> bool | None:
+    """Leave out a class member that torch, torchmetrics or Python defines: theirs to document, not ours.
+
+    A metric page lists what hingemetrics defines or overrides (with a docstring), wherever in its bases it is;
+    what it inherits from ``torchmetrics.Metric`` (or a torchmetrics wrapper) and ``torch.nn.Module`` is not
+    repeated here.
+    """
+    function = getattr(obj, "fget", obj)  # a property's getter
+    module = getattr(inspect.unwrap(function), "__module__", None) if callable(function) else None
+    if what == "class" and isinstance(module, str) and not module.startswith("hingemetrics"):
+        return True
+    return None
 
 
 # --------------------------------------------------------------------------------------------------- notebooks
@@ -365,6 +379,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", write_api_pages)
     app.connect("builder-inited", copy_notebooks)
     app.connect("env-check-consistency", check_public_names)
+    app.connect("autodoc-skip-member", skip_foreign_members)
     app.add_directive("hm-arguments", ArgumentsDirective)
     app.add_directive("hm-neighbours", NeighboursDirective)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
