@@ -18,9 +18,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlsplit
 
+import playwright.sync_api as playwright_sync  # `make docs-check` installs it: without it, this file fails
 import pytest
-
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="`make docs-check` installs playwright")
 
 DOCS = Path(__file__).resolve().parent
 SITE = DOCS / "_build" / "html"
