@@ -163,6 +163,16 @@ def _agree(metrics: Sequence["SumStateMetric"], description: SyncDescription, gr
         metric._agreed_syncs.add(agreed)
 
 
+def _rows_of(total: Tensor, scale: Tensor) -> Tensor:
+    """``(numel of total, *scale.shape)``: the gradient of each element of ``total`` with respect to ``scale``."""
+    flat = total.reshape(-1)
+    if not flat.requires_grad:  # nothing depends on the samples (an empty batch)
+        return torch.zeros((scale.numel(), flat.numel()), dtype=STAT_DTYPE, device=scale.device)
+    rows = [torch.autograd.grad(element, scale, retain_graph=True, allow_unused=True)[0] for element in flat.unbind()]
+    columns = [torch.zeros_like(scale) if row is None else row for row in rows]
+    return torch.stack(columns, dim=-1).reshape(scale.numel(), flat.numel()).detach()
+
+
 class _StepSync:
     """The ``dist_sync_fn`` of one ``forward`` step with ``dist_sync_on_step=True``.
 
@@ -301,6 +311,74 @@ class SumStateMetric(Metric):
 
     def _batch_statistics(self, *args: Any, **kwargs: Any) -> tuple[Tensor, ...]:
         raise NotImplementedError
+
+    # ------------------------------------------------------------------------------- the per-sample protocol
+    def _sample_statistics(self, *args: Any, **kwargs: Any) -> tuple[Tensor, ...]:
+        """The statistics of ``_batch_statistics``, one row per sample: each ``(N, *state_shape)``, float64.
+
+        Row ``i`` holds what sample ``i`` (index ``i`` along dimension 0, its extra positions included) adds to
+        each state, so the rows sum to ``_batch_statistics`` of the same arguments, which are checked the same
+        way. The wrappers (:class:`~hingemetrics.ConfidenceInterval`, :class:`~hingemetrics.PerGroup`,
+        :class:`~hingemetrics.PairedComparison`) build on it.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no per-sample statistics (`_sample_statistics`), which ConfidenceInterval, "
+            "PerGroup and PairedComparison need."
+        )
+
+    def _compute_from(self, *states: Tensor) -> Tensor:
+        """The metric's value from state tensors shaped like its own, with any extra leading dimensions.
+
+        ``compute()`` is this function of the metric's states. Given states of shapes ``(*lead, *state_shape)``
+        it returns ``(*lead, *result_shape)``, one value per leading index, and it is differentiable by autograd.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no compute from given states (`_compute_from`), which ConfidenceInterval, "
+            "PerGroup and PairedComparison need."
+        )
+
+    def compute(self) -> Tensor:
+        """The metric's value: :meth:`_compute_from` of its states."""
+        return self._compute_from(*(getattr(self, name) for name in self._sum_states))
+
+    def _rows_by_weight(
+        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None, rows: int | None
+    ) -> tuple[Tensor, ...]:
+        r"""Per-sample statistics of a metric whose ``_batch_statistics(preds, target, sample_weight)`` is weighted.
+
+        The batch statistics of a weighted hinge loss are linear in a per-sample scale :math:`u` laid over the
+        weights: :math:`S(u) = \sum_i u_i s_i`, so at :math:`u = 1` the row :math:`s_i` is
+        :math:`\partial S / \partial u_i`. The rows come from the metric's own kernel (one backward pass per state
+        element), whatever its options, not from a second copy of its formula. ``rows`` is the number of samples,
+        or None for inputs that are one sample without a sample dimension.
+
+        Weights the scale cannot be laid over (not a real tensor, or another number of samples) go to
+        ``_batch_statistics`` as they are, which raises its own error.
+        """
+        lead = () if rows is None else (rows,)
+        fits = sample_weight is None or (
+            isinstance(sample_weight, Tensor)
+            and not (sample_weight.is_complex() or sample_weight.dtype == torch.bool)
+            and (rows is None or (sample_weight.dim() >= 1 and sample_weight.shape[0] == rows))
+        )
+        if not fits:
+            self._batch_statistics(preds, target, sample_weight)
+            raise ValueError(
+                f"Expected `sample_weight` with one row per sample ({rows}), but got {tuple(sample_weight.shape)}."
+            )
+        device = preds.device if isinstance(preds, Tensor) else None
+        with torch.inference_mode(False), torch.enable_grad():
+            scale = torch.ones(lead, dtype=STAT_DTYPE, device=device, requires_grad=True)
+            if sample_weight is None:
+                weight = scale
+            else:
+                spread = scale.reshape(lead + (1,) * (sample_weight.dim() - len(lead)))
+                weight = sample_weight.clone() * spread  # a clone: an inference tensor cannot be saved for backward
+            sums = self._batch_statistics(preds, target, weight)
+            out = [_rows_of(total, scale) for total in sums]
+        return tuple(
+            part.reshape((rows if rows is not None else 1, *total.shape)) for part, total in zip(out, sums, strict=True)
+        )
 
     def update(self, preds: Tensor, target: Tensor, sample_weight: Tensor | None = None) -> None:
         """Add a batch to the state; see the class docstring for the shapes."""

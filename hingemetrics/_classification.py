@@ -77,9 +77,18 @@ class BinaryHingeLoss(SumStateMetric):
             score_extrema=extrema,
         )
 
+    def _sample_statistics(
+        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None = None
+    ) -> tuple[Tensor, ...]:
+        rows = preds.shape[0] if isinstance(preds, Tensor) and preds.dim() > 0 else None
+        return self._rows_by_weight(preds, target, sample_weight, rows)
+
+    def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
+        return hinge_compute(loss_sum, weight_sum)
+
     def compute(self) -> Tensor:
         """The weighted mean hinge loss over everything seen since the last reset."""
-        return hinge_compute(self.loss_sum, self.weight_sum)
+        return self._compute_from(self.loss_sum, self.weight_sum)
 
 
 class MulticlassHingeLoss(SumStateMetric):
@@ -161,9 +170,20 @@ class MulticlassHingeLoss(SumStateMetric):
             score_extrema=extrema,
         )
 
+    def _sample_statistics(
+        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None = None
+    ) -> tuple[Tensor, ...]:
+        rows = preds.shape[0] if isinstance(preds, Tensor) and preds.dim() > 1 else None
+        return self._rows_by_weight(preds, target, sample_weight, rows)
+
+    def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
+        if self.multiclass_mode == "one-vs-all":
+            weight_sum = weight_sum.unsqueeze(-1)  # one total per (leading index), shared by the classes
+        return hinge_compute(loss_sum, weight_sum)
+
     def compute(self) -> Tensor:
         """The weighted mean hinge loss (per class for one-vs-all) since the last reset."""
-        return hinge_compute(self.loss_sum, self.weight_sum)
+        return self._compute_from(self.loss_sum, self.weight_sum)
 
 
 class HingeLoss(Metric):

@@ -89,6 +89,15 @@ class MultilabelHingeLoss(SumStateMetric):
             sample_weight=sample_weight,
         )
 
+    def _sample_statistics(
+        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None = None
+    ) -> tuple[Tensor, ...]:
+        rows = preds.shape[0] if isinstance(preds, Tensor) and preds.dim() > 0 else None
+        return self._rows_by_weight(preds, target, sample_weight, rows)
+
+    def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
+        return _multilabel_hinge_compute(loss_sum, weight_sum, self.average)
+
     def compute(self) -> Tensor:
         """The averaged hinge loss over everything seen since the last reset."""
-        return _multilabel_hinge_compute(self.loss_sum, self.weight_sum, self.average)
+        return self._compute_from(self.loss_sum, self.weight_sum)
