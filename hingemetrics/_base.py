@@ -384,15 +384,15 @@ class SumStateMetric(Metric):
         """Add a batch to the state; see the class docstring for the shapes."""
         self._accumulate(preds, target, sample_weight)
 
-    def _accumulate(self, *args: Any) -> None:
+    def _accumulate(self, *args: Any, **kwargs: Any) -> None:
         """Add one batch's statistics to the state, or raise and leave the state as it was.
 
         torchmetrics runs ``update`` with autograd off, so the states never hold a graph however many batches
         require grad; only ``forward``'s batch value, computed with autograd on, is differentiable.
         """
         try:
-            self._check_inputs_on_state_device(args)
-            stats = self._batch_statistics(*args)
+            self._check_inputs_on_state_device([*args, *kwargs.values()])
+            stats = self._batch_statistics(*args, **kwargs)
             totals = [
                 getattr(self, name) + value.to(getattr(self, name).dtype)
                 for name, value in zip(self._sum_states, stats, strict=True)
