@@ -111,7 +111,8 @@ def _layout_of(metric: SumStateMetric) -> _Layout:
             used = [] if grad is None else grad.nonzero().reshape(-1).tolist()
             supports.append(used or [0])
     widths = {len(used) for used in supports}
-    if len(widths) == 1 and len(supports) * widths.pop() ** 2 <= size**2:
+    width = max(widths)
+    if len(widths) == 1 and len(supports) * width**2 <= size**2 and width <= MAX_FULL_STATES:
         index = torch.tensor(supports, dtype=torch.long)
         return _Layout(index, torch.arange(len(supports)), result.shape)
     if size > MAX_FULL_STATES:
@@ -233,7 +234,7 @@ class PerGroup(SumStateMetric):
         self.group_names = group_names
         for name, shape in zip(metric._sum_states, _shapes(metric), strict=True):
             self._add_sum_state(f"group_{name}", (num_groups, *shape))
-        self._add_sum_state("group_count", (num_groups,))
+        self._add_sum_state("group_samples", (num_groups,))
         self._add_config_key(metric=metric._config(), num_groups=num_groups)
 
     def update(self, *inputs: Tensor, groups: Tensor, sample_weight: Tensor | None = None) -> None:  # type: ignore[override]
