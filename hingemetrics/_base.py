@@ -25,7 +25,7 @@ from hingemetrics._agreement import (
     group_key,
 )
 from hingemetrics._plot import plot_metric
-from hingemetrics.functional._common import STAT_DTYPE
+from hingemetrics.functional._common import CPU_CHUNK_ELEMENTS, DEVICE_CHUNK_ELEMENTS, STAT_DTYPE
 
 __all__: list[str] = []
 
@@ -161,6 +161,14 @@ def _agree(metrics: Sequence["SumStateMetric"], description: SyncDescription, gr
     check_agreement(description, group, device)
     for metric in metrics:
         metric._agreed_syncs.add(agreed)
+
+
+def _piece_rows(preds: Any, rows: int | None) -> int:
+    """How many samples of ``preds`` make one kernel chunk (at least 1); ``rows`` itself for 0 or 1 sample."""
+    if rows is None or rows <= 1 or not isinstance(preds, Tensor):
+        return rows or 1
+    per_sample = max(1, preds[0].numel())
+    return max(1, (CPU_CHUNK_ELEMENTS if preds.device.type == "cpu" else DEVICE_CHUNK_ELEMENTS) // per_sample)
 
 
 def _rows_of(total: Tensor, scale: Tensor) -> Tensor:
@@ -366,6 +374,20 @@ class SumStateMetric(Metric):
             raise ValueError(
                 f"Expected `sample_weight` with one row per sample ({rows}), but got {tuple(sample_weight.shape)}."
             )
+        piece = _piece_rows(preds, rows)
+        if rows is not None and piece < rows and getattr(self, "normalization", None) != "auto":
+            # pieces of one kernel chunk each: the backward pass of a chunk's slice of the scale writes a tensor of
+            # the whole scale's size, so one pass over many chunks would cost (chunks x N)
+            parts = [
+                self._rows_by_weight(
+                    preds[start : start + piece],
+                    target[start : start + piece],
+                    None if sample_weight is None else sample_weight[start : start + piece],
+                    min(piece, rows - start),
+                )
+                for start in range(0, rows, piece)
+            ]
+            return tuple(torch.cat(columns) for columns in zip(*parts, strict=True))
         device = preds.device if isinstance(preds, Tensor) else None
         with torch.inference_mode(False), torch.enable_grad():
             scale = torch.ones(lead, dtype=STAT_DTYPE, device=device, requires_grad=True)

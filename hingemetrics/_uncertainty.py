@@ -492,6 +492,54 @@ def _percentile_interval(value: Tensor, resampled: Tensor, level: float) -> dict
 
 
 # ------------------------------------------------------------------------------------------- PairedComparison
+def paired_result(
+    metric: SumStateMetric,
+    layout: _Layout,
+    sums_a: Tensor,
+    sums_b: Tensor,
+    count: Tensor,
+    moments: Tensor,
+    level: float,
+) -> dict[str, Tensor]:
+    """The result of :class:`PairedComparison` for ``G`` comparisons at once: each entry ``(G, *result_shape)``.
+
+    Args:
+        metric: the metric both models are scored by.
+        layout: its :class:`_Layout`; the joint blocks are its blocks of model a followed by the same of model b.
+        sums_a: ``(G, K)`` model a's summed states, flattened.
+        sums_b: ``(G, K)`` model b's.
+        count: ``(G,)`` the number of samples.
+        moments: ``(G, B, 2J, 2J)`` the summed products of the joint rows on each joint block.
+        level: the confidence level.
+    """
+    shapes = _shapes(metric)
+    value_a = metric._compute_from(*_unflatten(sums_a, shapes))
+    value_b = metric._compute_from(*_unflatten(sums_b, shapes))
+    grad_a, grad_b = _gradients(metric, sums_a, layout), _gradients(metric, sums_b, layout)
+    index = layout.index.to(sums_a.device)
+    blocks_a, blocks_b = sums_a[:, index], sums_b[:, index]
+    width = index.shape[1]
+    block_of = layout.block_of
+    joint = torch.cat([blocks_a, blocks_b], dim=-1)
+    stderr = delta_stderr(torch.cat([-grad_a, grad_b], dim=-1), joint, moments, count, block_of)
+    side_a = delta_stderr(grad_a, blocks_a, moments[..., :width, :width], count, block_of)
+    side_b = delta_stderr(grad_b, blocks_b, moments[..., width:, width:], count, block_of)
+    difference = value_b - value_a
+    shape = difference.shape
+    interval = normal_interval(difference, stderr.reshape(shape), level)
+    return {
+        "value_a": value_a,
+        "value_b": value_b,
+        "stderr_a": side_a.reshape(shape),
+        "stderr_b": side_b.reshape(shape),
+        "difference": difference,
+        "stderr": interval["stderr"],
+        "low": interval["low"],
+        "high": interval["high"],
+        "p_value": torch.special.erfc(difference.abs() / interval["stderr"] / math.sqrt(2)),
+    }
+
+
 class PairedComparison(SumStateMetric):
     r"""Two models scored by one metric on the same samples, and the paired interval of their difference.
 
@@ -580,35 +628,11 @@ class PairedComparison(SumStateMetric):
     def compute(self) -> dict[str, Tensor]:  # type: ignore[override]
         """The two values, their difference b - a, its paired interval and p-value; see the class docstring."""
         names = self.metric._sum_states
-        sums_a = [getattr(self, f"a_{name}") for name in names]
-        sums_b = [getattr(self, f"b_{name}") for name in names]
-        value_a, value_b = self.metric._compute_from(*sums_a), self.metric._compute_from(*sums_b)
-        flat = torch.cat([_flatten(sums_a, 0), _flatten(sums_b, 0)]).unsqueeze(0)
-        size = flat.shape[1] // 2
-        grad_a = _gradients(self.metric, flat[:, :size], self._single)
-        grad_b = _gradients(self.metric, flat[:, size:], self._single)
+        sums_a = _flatten([getattr(self, f"a_{name}") for name in names], 0).unsqueeze(0)
+        sums_b = _flatten([getattr(self, f"b_{name}") for name in names], 0).unsqueeze(0)
         count, moments = self.num_samples.reshape(1), self.moments.unsqueeze(0)
-        blocks = flat[:, self._layout.index.to(flat.device)]
-        width = self._single.index.shape[1]
-        block_of = self._layout.block_of
-        stderr = delta_stderr(torch.cat([-grad_a, grad_b], dim=-1), blocks, moments, count, block_of)
-        side_a = delta_stderr(grad_a, blocks[..., :width], moments[..., :width, :width], count, block_of)
-        side_b = delta_stderr(grad_b, blocks[..., width:], moments[..., width:, width:], count, block_of)
-        difference = value_b - value_a
-        shape = difference.shape
-        interval = normal_interval(difference, stderr.reshape(shape), self.level)
-        p_value = torch.special.erfc(difference.abs() / interval["stderr"] / math.sqrt(2))
-        return {
-            "value_a": value_a,
-            "value_b": value_b,
-            "stderr_a": side_a.reshape(shape),
-            "stderr_b": side_b.reshape(shape),
-            "difference": difference,
-            "stderr": interval["stderr"],
-            "low": interval["low"],
-            "high": interval["high"],
-            "p_value": p_value,
-        }
+        result = paired_result(self.metric, self._single, sums_a, sums_b, count, moments, self.level)
+        return {key: value[0] for key, value in result.items()}
 
     def plot(  # type: ignore[override]
         self, val: dict[str, Tensor] | Sequence[dict[str, Tensor]] | None = None, ax: Axes | None = None
