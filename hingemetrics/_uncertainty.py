@@ -237,16 +237,18 @@ class PerGroup(SumStateMetric):
         self._add_sum_state("group_samples", (num_groups,))
         self._add_config_key(metric=metric._config(), num_groups=num_groups)
 
-    def update(self, *inputs: Tensor, groups: Tensor, sample_weight: Tensor | None = None) -> None:  # type: ignore[override]
-        """Add a batch: the wrapped metric's inputs, one group id per sample, and optional weights."""
-        self._accumulate(*inputs, groups=groups, sample_weight=sample_weight)
+    def update(  # type: ignore[override]
+        self, *inputs: Tensor, groups: Tensor, sample_weight: Tensor | None = None, **named: Tensor
+    ) -> None:
+        """Add a batch: the wrapped metric's inputs (by position or name), one group id per sample, and weights."""
+        self._accumulate(*inputs, groups=groups, sample_weight=sample_weight, **named)
 
     def _grouped_rows(
-        self, *inputs: Tensor, groups: Tensor, sample_weight: Tensor | None = None
+        self, *inputs: Tensor, groups: Tensor, sample_weight: Tensor | None = None, **named: Tensor
     ) -> tuple[tuple[Tensor, ...], Tensor]:
         """The wrapped metric's per-sample rows and the checked ``(N,)`` int64 group ids."""
         weight = {} if sample_weight is None else {"sample_weight": sample_weight}
-        rows = self.metric._sample_statistics(*inputs, **weight)
+        rows = self.metric._sample_statistics(*inputs, **named, **weight)
         count = rows[0].shape[0]
         C.check_tensor("groups", groups)
         if groups.is_floating_point() or groups.is_complex() or groups.dtype == torch.bool:
