@@ -81,7 +81,7 @@ def test_normal_intervals_cover_the_population_value(name):
     metric = hm.ConfidenceInterval(hm.PerGroup(_metric(name), STREAMS))
     gen = torch.Generator().manual_seed(2024)
     per_piece = STREAMS * SAMPLES // PIECES
-    for piece in range(PIECES):  # each stream's samples arrive in several batches, as in an evaluation loop
+    for _ in range(PIECES):  # each stream's samples arrive in several batches, as in an evaluation loop
         streams = torch.arange(STREAMS).repeat_interleave(SAMPLES // PIECES)
         metric.update(**_draw(name, gen, per_piece), groups=streams)
     result = metric.compute()
