@@ -522,3 +522,80 @@ def test_plots(tmp_path):
     fig, ax = paired.plot()
     assert ax.containers and ax.get_ylabel() == "BinaryHingeLoss: b - a"
     plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------ Lightning
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_logged_from_a_lightning_trainer(tmp_path):
+    """A real one-process Trainer (validation under inference mode) logs each wrapper's parts with log_dict."""
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    gen = torch.Generator().manual_seed(12)
+    preds, target = torch.randn(24, generator=gen), torch.randint(2, (24,), generator=gen)
+    groups = torch.arange(24) % 2
+
+    class Evaluated(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(()))
+            self.interval = hm.ConfidenceInterval(hm.BinaryHingeLoss())
+            self.per_group = hm.ConfidenceInterval(hm.PerGroup(hm.BinaryHingeLoss(), 2))
+            self.paired = hm.PairedComparison(hm.BinaryHingeLoss())
+
+        def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+            (index,) = batch
+            scores = preds[index] * self.weight
+            self.interval.update(scores, target[index])
+            self.per_group.update(scores, target[index], groups=groups[index])
+            self.paired.update(scores, scores * 2, target[index])
+
+        def on_validation_epoch_end(self) -> None:
+            self.log_dict({f"ci/{k}": v.float() for k, v in self.interval.compute().items()})
+            per_group = self.per_group.compute()
+            self.log_dict({f"group{g}/{k}": v[g].float() for k, v in per_group.items() for g in range(2)})
+            self.log_dict({f"paired/{k}": v.float() for k, v in self.paired.compute().items()})
+
+    module = Evaluated()
+    trainer = L.Trainer(default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
+    (logged,) = trainer.validate(module, DataLoader(TensorDataset(torch.arange(24)), batch_size=6), verbose=False)
+    alone = hm.ConfidenceInterval(hm.BinaryHingeLoss())
+    alone.update(preds, target)
+    for key, value in alone.compute().items():
+        assert logged[f"ci/{key}"] == pytest.approx(value.item(), rel=1e-6), key
+    first = hm.ConfidenceInterval(hm.BinaryHingeLoss())
+    first.update(preds[groups == 1], target[groups == 1])
+    assert logged["group1/stderr"] == pytest.approx(first.compute()["stderr"].item(), rel=1e-6)
+    paired = hm.PairedComparison(hm.BinaryHingeLoss())
+    paired.update(preds, preds * 2, target)
+    assert logged["paired/p_value"] == pytest.approx(paired.compute()["p_value"].item(), rel=1e-5, abs=1e-30)
+
+
+# ----------------------------------------------------------------------------- every case, in every context
+@pytest.mark.parametrize("context", ["inference_mode", "no_grad", "autograd", "autocast_bf16", "compiled_model"])
+def test_every_case_wrapped_in_every_context(context, monkeypatch):
+    """Each registry metric in a ConfidenceInterval and a PerGroup, fed model outputs made in a context.
+
+    The value is the registry's plain reference; no process-wide torch setting is called on the way.
+    """
+    from tests.test_contexts import _reference_numbers, _scored
+    from tests.test_threads import PROCESS_SETTERS
+
+    scored = {case.name: _scored(draw_batches(case, (6, 9), seed=1), context) for case in CASES}
+    calls: list[str] = []
+    for setter in PROCESS_SETTERS:  # after the model scored the batches: torch.compile may set what it likes
+        if hasattr(torch, setter):
+            monkeypatch.setattr(torch, setter, lambda *a, _name=setter, **k: calls.append(_name))
+    for case in CASES:
+        batches, ctx = scored[case.name]
+        interval, per_group = hm.ConfidenceInterval(case.make()), hm.PerGroup(case.make(), 2)
+        with ctx:
+            for batch in batches:
+                interval.update(**batch)
+                per_group.update(**batch, groups=torch.zeros(batch["preds"].shape[0], dtype=torch.long))
+            result, grouped = interval.compute(), per_group.compute()
+        expected = case.oracle(_reference_numbers(batches))
+        np.testing.assert_allclose(result["value"].numpy(), expected, rtol=1e-5, err_msg=case.name)
+        np.testing.assert_allclose(grouped[0].numpy(), expected, rtol=1e-5, err_msg=case.name)
+        assert grouped[1].isnan().all() and (result["stderr"].isfinite() | result["value"].isnan()).all()
+    assert calls == []
