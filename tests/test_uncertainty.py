@@ -599,3 +599,23 @@ def test_every_case_wrapped_in_every_context(context, monkeypatch):
         np.testing.assert_allclose(grouped[0].numpy(), expected, rtol=1e-5, err_msg=case.name)
         assert grouped[1].isnan().all() and (result["stderr"].isfinite() | result["value"].isnan()).all()
     assert calls == []
+
+
+def test_the_readme_example_runs_and_says_what_it_gives():
+    import re
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("\n## Error bars: `ConfidenceInterval`, `PerGroup`, `PairedComparison`\n", 1)[1]
+    (block,) = re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], re.DOTALL)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    result = namespace["interval"].compute()
+    stated = dict(re.findall(r'"(\w+)": ([-\d.]+)', block.split("interval.compute()", 1)[1].split("\n", 1)[0]))
+    for key, value in stated.items():
+        assert result[key].item() == pytest.approx(float(value), abs=5e-4), key
+    assert namespace["paired"].compute()["difference"].item() == pytest.approx(-0.62)
+    assert len(namespace["ax"].containers) > 0
+    plt.close("all")
