@@ -334,7 +334,7 @@ class SumStateMetric(Metric):
             "PerGroup and PairedComparison need."
         )
 
-    def _compute_from(self, *states: Tensor) -> Tensor:
+    def _compute_from(self, *states: Any, **kwargs: Any) -> Any:
         """The metric's value from state tensors shaped like its own, with any extra leading dimensions.
 
         ``compute()`` is this function of the metric's states. Given states of shapes ``(*lead, *state_shape)``
@@ -345,7 +345,7 @@ class SumStateMetric(Metric):
             "PerGroup and PairedComparison need."
         )
 
-    def compute(self) -> Tensor:
+    def compute(self) -> Any:
         """The metric's value: :meth:`_compute_from` of its states."""
         return self._compute_from(*(getattr(self, name) for name in self._sum_states))
 
@@ -371,9 +371,7 @@ class SumStateMetric(Metric):
         )
         if not fits:
             self._batch_statistics(preds, target, sample_weight)
-            raise ValueError(
-                f"Expected `sample_weight` with one row per sample ({rows}), but got {tuple(sample_weight.shape)}."
-            )
+            raise ValueError(f"Expected `sample_weight` with one row per sample ({rows}), but got {sample_weight!r}.")
         piece = _piece_rows(preds, rows)
         if rows is not None and piece < rows and getattr(self, "normalization", None) != "auto":
             # pieces of one kernel chunk each: the backward pass of a chunk's slice of the scale writes a tensor of

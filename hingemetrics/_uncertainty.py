@@ -83,13 +83,13 @@ def _unflatten(flat: Tensor, shapes: Sequence[torch.Size]) -> list[Tensor]:
 class _Layout(NamedTuple):
     """Which state elements each result element depends on: the blocks of the second-moment state.
 
-    ``index`` is ``(B, J)``: the flat state indices of each block. ``block_of`` is ``(E,)``: the block of each of
+    ``members`` is ``(B, J)``: the flat state indices of each block. ``block_of`` is ``(E,)``: the block of each of
     the ``E`` elements of the result, whose shape is ``result_shape``. A per-class vector (one-vs-all) gets one
     block per class (its loss sum and the weight total, J = 2); a result that reads every state element (multilabel
     ``"macro"``) one block of all K.
     """
 
-    index: Tensor
+    members: Tensor
     block_of: Tensor
     result_shape: torch.Size
 
@@ -144,7 +144,7 @@ def _gradients(metric: SumStateMetric, flat: Tensor, layout: _Layout) -> Tensor:
         for element, block in enumerate(layout.block_of.tolist()):
             (grad,) = torch.autograd.grad(result[:, element].sum(), point, retain_graph=True, allow_unused=True)
             grad = torch.zeros_like(point) if grad is None else grad
-            grads.append(grad[:, layout.index[block].to(grad.device)])
+            grads.append(grad[:, layout.members[block].to(grad.device)])
     return torch.stack(grads, dim=1).detach()
 
 
@@ -359,6 +359,10 @@ class ConfidenceInterval(SumStateMetric):
     higher_is_better: bool | None = None
     _compute_args = ("level",)
 
+    num_samples: Tensor
+    moments: Tensor
+    draws: Tensor
+
     def __init__(
         self,
         metric: SumStateMetric,
@@ -379,17 +383,16 @@ class ConfidenceInterval(SumStateMetric):
         self.num_resamples = num_resamples
         self.seed = seed
         self._base_seed = secrets.randbits(62) if seed is None else seed
-        grouped = isinstance(metric, PerGroup)
         self._inner: SumStateMetric = metric.metric if isinstance(metric, PerGroup) else metric
         self._num_groups: int | None = metric.num_groups if isinstance(metric, PerGroup) else None
         self._layout = _layout_of(self._inner) if method == "normal" else None
         names, shapes = metric._sum_states, _shapes(metric)
         for name, shape in zip(names, shapes, strict=True):
             self._add_sum_state(f"sum_{name}", shape)
-        lead = (metric.num_groups,) if grouped else ()
+        lead = () if self._num_groups is None else (self._num_groups,)
         self._add_sum_state("num_samples", lead)
         if self._layout is not None:
-            self._add_sum_state("moments", (*lead, *self._layout.index.shape, self._layout.index.shape[1]))
+            self._add_sum_state("moments", (*lead, *self._layout.members.shape, self._layout.members.shape[1]))
         else:
             for name, shape in zip(names, shapes, strict=True):
                 self._add_sum_state(f"boot_{name}", (num_resamples, *shape))
@@ -412,7 +415,7 @@ class ConfidenceInterval(SumStateMetric):
             count = torch.full((), rows[0].shape[0], dtype=STAT_DTYPE, device=rows[0].device)
         flat = _flatten(rows, 1)
         if self._layout is not None:
-            index = self._layout.index.to(flat.device)
+            index = self._layout.members.to(flat.device)
             return (*sums, count, _outer_sums(flat, index, groups, self._num_groups))
         weight = self._poisson_weights(flat.shape[0], flat.device)
         if isinstance(wrapped, PerGroup):
@@ -436,7 +439,7 @@ class ConfidenceInterval(SumStateMetric):
     def _sums(self, prefix: str) -> list[Tensor]:
         return [getattr(self, f"{prefix}_{name}") for name in self.metric._sum_states]
 
-    def compute(self) -> dict[str, Tensor]:  # type: ignore[override]
+    def compute(self) -> dict[str, Tensor]:
         """``{"value", "low", "high", "stderr"}``, each shaped like the wrapped metric's result."""
         sums = self._sums("sum")
         value = self.metric._compute_from(*sums)
@@ -450,7 +453,7 @@ class ConfidenceInterval(SumStateMetric):
         grads = _gradients(self._inner, flat, layout)
         moments = self.moments if grouped else self.moments.unsqueeze(0)
         count = self.num_samples.reshape(-1)
-        blocks = flat[:, layout.index.to(flat.device)]
+        blocks = flat[:, layout.members.to(flat.device)]
         stderr = delta_stderr(grads, blocks, moments, count, layout.block_of).reshape(value.shape)
         return normal_interval(value, stderr, self.level)
 
@@ -518,7 +521,7 @@ def paired_result(
     value_a = metric._compute_from(*_unflatten(sums_a, shapes))
     value_b = metric._compute_from(*_unflatten(sums_b, shapes))
     grad_a, grad_b = _gradients(metric, sums_a, layout), _gradients(metric, sums_b, layout)
-    index = layout.index.to(sums_a.device)
+    index = layout.members.to(sums_a.device)
     blocks_a, blocks_b = sums_a[:, index], sums_b[:, index]
     width = index.shape[1]
     block_of = layout.block_of
@@ -577,6 +580,9 @@ class PairedComparison(SumStateMetric):
     higher_is_better: bool | None = None
     _compute_args = ("level",)
 
+    num_samples: Tensor
+    moments: Tensor
+
     def __init__(self, metric: SumStateMetric, level: float = 0.95, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.metric = _check_metric(metric, "PairedComparison")
@@ -586,14 +592,14 @@ class PairedComparison(SumStateMetric):
         layout = _layout_of(metric)
         size = sum(math.prod(shape) for shape in _shapes(metric))
         self._layout = _Layout(
-            torch.cat([layout.index, layout.index + size], dim=1), layout.block_of, layout.result_shape
+            torch.cat([layout.members, layout.members + size], dim=1), layout.block_of, layout.result_shape
         )
         self._single = layout
         for side in ("a", "b"):
             for name, shape in zip(metric._sum_states, _shapes(metric), strict=True):
                 self._add_sum_state(f"{side}_{name}", shape)
         self._add_sum_state("num_samples")
-        self._add_sum_state("moments", (*self._layout.index.shape, self._layout.index.shape[1]))
+        self._add_sum_state("moments", (*self._layout.members.shape, self._layout.members.shape[1]))
         self._add_config_key(metric=metric._config())
 
     def update(  # type: ignore[override]
@@ -612,7 +618,7 @@ class PairedComparison(SumStateMetric):
         weight = {} if sample_weight is None else {"sample_weight": sample_weight}
         return self.metric._sample_statistics(*args, **weight)
 
-    def _batch_statistics(  # type: ignore[override]
+    def _batch_statistics(
         self, preds_a: Any, preds_b: Any, target: Tensor | None, sample_weight: Tensor | None
     ) -> tuple[Tensor, ...]:
         rows_a = self._model_rows(preds_a, target, sample_weight)
@@ -624,10 +630,10 @@ class PairedComparison(SumStateMetric):
             )
         joint = torch.cat([_flatten(rows_a, 1), _flatten(rows_b, 1)], dim=1)
         count = torch.full((), joint.shape[0], dtype=STAT_DTYPE, device=joint.device)
-        moments = _outer_sums(joint, self._layout.index.to(joint.device), None, None)
+        moments = _outer_sums(joint, self._layout.members.to(joint.device), None, None)
         return (*(row.sum(0) for row in rows_a), *(row.sum(0) for row in rows_b), count, moments)
 
-    def compute(self) -> dict[str, Tensor]:  # type: ignore[override]
+    def compute(self) -> dict[str, Tensor]:
         """The two values, their difference b - a, its paired interval and p-value; see the class docstring."""
         names = self.metric._sum_states
         sums_a = _flatten([getattr(self, f"a_{name}") for name in names], 0).unsqueeze(0)

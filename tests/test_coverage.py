@@ -105,7 +105,7 @@ def test_paired_intervals_cover_the_true_difference():
     comparison = hm.PairedComparison(metric)
     joint = torch.cat([_flatten(rows_a, 1), _flatten(rows_b, 1)], dim=1)
     streams = torch.arange(STREAMS).repeat_interleave(SAMPLES)
-    moments = _outer_sums(joint, comparison._layout.index, streams, STREAMS)
+    moments = _outer_sums(joint, comparison._layout.members, streams, STREAMS)
     sums = torch.zeros(STREAMS, joint.shape[1], dtype=torch.float64).index_add_(0, streams, joint)
     count = torch.full((STREAMS,), SAMPLES, dtype=torch.float64)
     result = paired_result(metric, comparison._single, sums[:, :2], sums[:, 2:], count, moments, 0.95)
