@@ -304,7 +304,10 @@ def plot_interval(
         steps = list(range(value.shape[0]))
         for k, label in enumerate(names):
             ax.plot(steps, value[:, k].tolist(), color=f"C{k % 10}", label=label)
-            ax.fill_between(steps, low[:, k].tolist(), high[:, k].tolist(), color=f"C{k % 10}", alpha=0.25)
+            everywhere = [True] * len(steps)  # given: matplotlib 3.6 fails to build this default with numpy 1.24
+            ax.fill_between(
+                steps, low[:, k].tolist(), high[:, k].tolist(), where=everywhere, color=f"C{k % 10}", alpha=0.25
+            )
         ax.set_xlabel("step")
     else:
         centre, below, above = value[0], (value[0] - low[0]).clamp_min(0), (high[0] - value[0]).clamp_min(0)
