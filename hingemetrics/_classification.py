@@ -5,7 +5,7 @@ from typing import Any
 from torch import Tensor
 from torchmetrics import Metric
 
-from hingemetrics._base import SumStateMetric
+from hingemetrics._base import SumStateMetric, WeightedSumStateMetric
 from hingemetrics._multilabel import MultilabelHingeLoss
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._binary import _binary_hinge_check_tensors, _binary_hinge_update
@@ -15,7 +15,7 @@ from hingemetrics.functional._multiclass import _multiclass_hinge_check_tensors,
 __all__ = ["BinaryHingeLoss", "HingeLoss", "MulticlassHingeLoss"]
 
 
-class BinaryHingeLoss(SumStateMetric):
+class BinaryHingeLoss(WeightedSumStateMetric):
     r"""Binary hinge loss, accumulated over batches.
 
     .. math::
@@ -77,12 +77,6 @@ class BinaryHingeLoss(SumStateMetric):
             score_extrema=extrema,
         )
 
-    def _sample_statistics(
-        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None = None
-    ) -> tuple[Tensor, ...]:
-        rows = preds.shape[0] if isinstance(preds, Tensor) and preds.dim() > 0 else None
-        return self._rows_by_weight(preds, target, sample_weight, rows)
-
     def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
         return hinge_compute(loss_sum, weight_sum)
 
@@ -91,7 +85,7 @@ class BinaryHingeLoss(SumStateMetric):
         return self._compute_from(self.loss_sum, self.weight_sum)
 
 
-class MulticlassHingeLoss(SumStateMetric):
+class MulticlassHingeLoss(WeightedSumStateMetric):
     r"""Multiclass hinge loss (Crammer-Singer, one-vs-all or Weston-Watkins), accumulated over batches.
 
     .. math::
@@ -115,6 +109,8 @@ class MulticlassHingeLoss(SumStateMetric):
         >>> metric(preds, torch.tensor([0, 1, 2, 0]))
         tensor([0.8750, 1.1250, 1.1000], dtype=torch.float64)
     """
+
+    _one_sample_dims = 1  # (C,) scores: one sample
 
     loss_sum: Tensor
     weight_sum: Tensor
@@ -169,12 +165,6 @@ class MulticlassHingeLoss(SumStateMetric):
             sample_weight=sample_weight,
             score_extrema=extrema,
         )
-
-    def _sample_statistics(
-        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None = None
-    ) -> tuple[Tensor, ...]:
-        rows = preds.shape[0] if isinstance(preds, Tensor) and preds.dim() > 1 else None
-        return self._rows_by_weight(preds, target, sample_weight, rows)
 
     def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
         if self.multiclass_mode == "one-vs-all":

@@ -4,7 +4,7 @@ from typing import Any
 
 from torch import Tensor
 
-from hingemetrics._base import SumStateMetric
+from hingemetrics._base import WeightedSumStateMetric
 from hingemetrics.functional._multilabel import (
     _multilabel_hinge_check_tensors,
     _multilabel_hinge_compute,
@@ -15,7 +15,7 @@ from hingemetrics.functional._multilabel import (
 __all__ = ["MultilabelHingeLoss"]
 
 
-class MultilabelHingeLoss(SumStateMetric):
+class MultilabelHingeLoss(WeightedSumStateMetric):
     r"""Multilabel hinge loss, a binary hinge per label, accumulated over batches.
 
     .. math::
@@ -88,12 +88,6 @@ class MultilabelHingeLoss(SumStateMetric):
             normalization=self.normalization,
             sample_weight=sample_weight,
         )
-
-    def _sample_statistics(
-        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None = None
-    ) -> tuple[Tensor, ...]:
-        rows = preds.shape[0] if isinstance(preds, Tensor) and preds.dim() > 0 else None
-        return self._rows_by_weight(preds, target, sample_weight, rows)
 
     def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
         return _multilabel_hinge_compute(loss_sum, weight_sum, self.average)

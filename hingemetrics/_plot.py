@@ -151,13 +151,18 @@ def plot_values(
         for i, (value, label) in enumerate(zip(rows[0].tolist(), tick_names, strict=True)):
             ax.bar(i, value, color=f"C{i % 10}", label=label)
         ax.set_xticks(range(len(tick_names)), tick_names)
+    _finish(ax, name, lower_bound, upper_bound)
+    return fig, ax
+
+
+def _finish(ax: Axes, name: str | None, lower_bound: float | None, upper_bound: float | None) -> None:
+    """The y-limits, the y-label, the grid, and a legend where a series is named."""
     _set_y_limits(ax, lower_bound, upper_bound)
     if name is not None:
         ax.set_ylabel(name)
     ax.grid(True, alpha=0.4)
     if any(not label.startswith("_") for label in ax.get_legend_handles_labels()[1]):
         ax.legend()
-    return fig, ax
 
 
 def _result_shape(metric: Metric) -> tuple[int, ...]:
@@ -321,10 +326,5 @@ def plot_interval(
             colors = [f"C{i % 10}" for i in range(len(ticks))]
             ax.bar(range(len(ticks)), centre.tolist(), yerr=error, capsize=4, color=colors)
             ax.set_xticks(range(len(ticks)), ticks)
-    _set_y_limits(ax, lower_bound, None)
-    if name is not None:
-        ax.set_ylabel(name)
-    ax.grid(True, alpha=0.4)
-    if any(not label.startswith("_") for label in ax.get_legend_handles_labels()[1]):
-        ax.legend()
+    _finish(ax, name, lower_bound, None)
     return fig, ax
