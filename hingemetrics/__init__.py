@@ -12,18 +12,22 @@ from hingemetrics._margin import MarginDistribution, MarginHistogram
 from hingemetrics._multilabel import MultilabelHingeLoss
 from hingemetrics._precision import StatePrecisionWarning
 from hingemetrics._sync import synced
+from hingemetrics._uncertainty import ConfidenceInterval, PairedComparison, PerGroup
 
 #: The version of this release of hingemetrics, as a string such as ``"0.1.0"``.
 __version__ = "0.1.0"
 
 __all__ = [
     "BinaryHingeLoss",
+    "ConfidenceInterval",
     "HingeEmbeddingLoss",
     "HingeLoss",
     "MarginDistribution",
     "MarginHistogram",
     "MulticlassHingeLoss",
     "MultilabelHingeLoss",
+    "PairedComparison",
+    "PerGroup",
     "StatePrecisionWarning",
     "StepSyncError",
     "SyncMismatchError",

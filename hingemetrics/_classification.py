@@ -8,7 +8,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from hingemetrics import _precision as P
-from hingemetrics._base import SumStateMetric
+from hingemetrics._base import SumStateMetric, WeightedSumStateMetric
 from hingemetrics._multilabel import MultilabelHingeLoss
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._binary import _binary_hinge_check_tensors, _binary_hinge_update
@@ -18,7 +18,7 @@ from hingemetrics.functional._multiclass import _multiclass_hinge_check_tensors,
 __all__ = ["BinaryHingeLoss", "HingeLoss", "MulticlassHingeLoss"]
 
 
-class BinaryHingeLoss(SumStateMetric):
+class BinaryHingeLoss(WeightedSumStateMetric):
     r"""Binary hinge loss, accumulated over batches.
 
     .. math::
@@ -85,12 +85,15 @@ class BinaryHingeLoss(SumStateMetric):
             score_extrema=extrema,
         )
 
+    def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
+        return hinge_compute(loss_sum, weight_sum)
+
     def compute(self) -> Tensor:
         """The weighted mean hinge loss over everything seen since the last reset."""
-        return hinge_compute(self.loss_sum, self.weight_sum)
+        return self._compute_from(self.loss_sum, self.weight_sum)
 
 
-class MulticlassHingeLoss(SumStateMetric):
+class MulticlassHingeLoss(WeightedSumStateMetric):
     r"""Multiclass hinge loss (Crammer-Singer, categorical, one-vs-all or Weston-Watkins), accumulated over batches.
 
     .. math::
@@ -126,6 +129,8 @@ class MulticlassHingeLoss(SumStateMetric):
         >>> weighted(preds, torch.tensor([0, 1, 2, 0]))  # = torch.nn.MultiMarginLoss(weight=...)
         tensor(0.8500, dtype=torch.float64)
     """
+
+    _one_sample_dims = 1  # (C,) scores: one sample
 
     loss_sum: Tensor
     weight_sum: Tensor
@@ -191,9 +196,14 @@ class MulticlassHingeLoss(SumStateMetric):
             class_weight=self._class_weights(),
         )
 
+    def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
+        if self.multiclass_mode == "one-vs-all":
+            weight_sum = weight_sum.unsqueeze(-1)  # one total per (leading index), shared by the classes
+        return hinge_compute(loss_sum, weight_sum)
+
     def compute(self) -> Tensor:
         """The weighted mean hinge loss (per class for one-vs-all) since the last reset."""
-        return hinge_compute(self.loss_sum, self.weight_sum)
+        return self._compute_from(self.loss_sum, self.weight_sum)
 
     def _class_weights(self) -> Tensor | None:
         """The ``class_weight`` buffer: ``(C,)`` float64 on the metric's device, or None.

@@ -8,6 +8,7 @@ from hingemetrics._base import SumStateMetric
 from hingemetrics.functional._embedding import (
     _hinge_embedding_check_tensors,
     _hinge_embedding_compute,
+    _hinge_embedding_sample_rows,
     _hinge_embedding_update,
     check_embedding_args,
 )
@@ -66,6 +67,13 @@ class HingeEmbeddingLoss(SumStateMetric):
         _hinge_embedding_check_tensors(preds, target, self.validate_args)
         return _hinge_embedding_update(preds, target, margin=self.margin)
 
+    def _sample_statistics(self, preds: Tensor, target: Tensor) -> tuple[Tensor, ...]:
+        _hinge_embedding_check_tensors(preds, target, self.validate_args)
+        return _hinge_embedding_sample_rows(preds, target, margin=self.margin)
+
+    def _compute_from(self, loss_sum: Tensor, count: Tensor) -> Tensor:
+        return _hinge_embedding_compute(loss_sum, count, self.reduction)
+
     def compute(self) -> Tensor:
         """The mean (or total, for ``reduction="sum"``) hinge-embedding loss since the last reset."""
-        return _hinge_embedding_compute(self.loss_sum, self.count, self.reduction)
+        return self._compute_from(self.loss_sum, self.count)

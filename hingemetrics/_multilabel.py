@@ -4,7 +4,7 @@ from typing import Any
 
 from torch import Tensor
 
-from hingemetrics._base import SumStateMetric
+from hingemetrics._base import WeightedSumStateMetric
 from hingemetrics.functional._multilabel import (
     _multilabel_hinge_check_tensors,
     _multilabel_hinge_compute,
@@ -15,7 +15,7 @@ from hingemetrics.functional._multilabel import (
 __all__ = ["MultilabelHingeLoss"]
 
 
-class MultilabelHingeLoss(SumStateMetric):
+class MultilabelHingeLoss(WeightedSumStateMetric):
     r"""Multilabel hinge loss, a binary hinge per label, accumulated over batches.
 
     .. math::
@@ -89,6 +89,9 @@ class MultilabelHingeLoss(SumStateMetric):
             sample_weight=sample_weight,
         )
 
+    def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
+        return _multilabel_hinge_compute(loss_sum, weight_sum, self.average)
+
     def compute(self) -> Tensor:
         """The averaged hinge loss over everything seen since the last reset."""
-        return _multilabel_hinge_compute(self.loss_sum, self.weight_sum, self.average)
+        return self._compute_from(self.loss_sum, self.weight_sum)

@@ -151,13 +151,18 @@ def plot_values(
         for i, (value, label) in enumerate(zip(rows[0].tolist(), tick_names, strict=True)):
             ax.bar(i, value, color=f"C{i % 10}", label=label)
         ax.set_xticks(range(len(tick_names)), tick_names)
+    _finish(ax, name, lower_bound, upper_bound)
+    return fig, ax
+
+
+def _finish(ax: Axes, name: str | None, lower_bound: float | None, upper_bound: float | None) -> None:
+    """The y-limits, the y-label, the grid, and a legend where a series is named."""
     _set_y_limits(ax, lower_bound, upper_bound)
     if name is not None:
         ax.set_ylabel(name)
     ax.grid(True, alpha=0.4)
     if any(not label.startswith("_") for label in ax.get_legend_handles_labels()[1]):
         ax.legend()
-    return fig, ax
 
 
 def _result_shape(metric: Metric) -> tuple[int, ...]:
@@ -232,4 +237,94 @@ def plot_histogram(
     _set_y_limits(ax, 0.0, None)
     ax.grid(True, axis="y", alpha=0.4)
     ax.legend()
+    return fig, ax
+
+
+def _interval_rows(val: Any, value_shape: tuple[int, ...]) -> tuple[dict[str, Tensor], bool]:
+    """Read interval results as ``{"value", "low", "high"}`` of ``(T, K)`` rows, and whether it is a history.
+
+    One result is a dict of tensors of ``value_shape``; a history a list of such dicts, or one dict whose tensors
+    have a leading step dimension (``MetricTracker.compute_all()``).
+    """
+    keys = ("value", "low", "high")
+    if isinstance(val, dict):
+        missing = [key for key in keys if key not in val]
+        if missing:
+            raise ValueError(f"Expected `val` to hold {list(keys)}, but it lacks {missing}.")
+        rows = {key: _as_history(val[key], value_shape) for key in keys}
+        return {key: row for key, (row, _) in rows.items()}, rows["value"][1]
+    if (
+        isinstance(val, Sequence)
+        and not isinstance(val, str)
+        and len(val) > 0
+        and all(isinstance(v, dict) for v in val)
+    ):
+        stacked = {key: torch.stack([torch.as_tensor(v[key]) for v in val]) for key in keys}
+        return _interval_rows(stacked, value_shape)
+    raise TypeError(
+        f"Expected `val` to be an interval result (a dict with {list(keys)}) or a history of them, but got "
+        f"{type(val).__name__}."
+    )
+
+
+def plot_interval(
+    val: Any,
+    ax: Axes | None = None,
+    *,
+    value_shape: tuple[int, ...] = (),
+    name: str | None = None,
+    labels: Sequence[str] | None = None,
+    legend_prefix: str = "Class",
+    lower_bound: float | None = 0.0,
+) -> tuple[Figure, Axes]:
+    """Draw a value with its interval: a marker with an error bar, bars with error bars, or a line with a band.
+
+    Args:
+        val: ``{"value", "low", "high"}`` of one result, a list of them, or one dict stacked along a new first
+            dimension (a history).
+        ax: the axis to draw into; a new figure is made without it.
+        value_shape: the shape of one result: ``()`` or ``(K,)``.
+        name: the y-axis label.
+        labels: one name per series (per class, label or group).
+        legend_prefix: what unnamed series are called.
+        lower_bound: where the y-axis starts; None to follow the data.
+
+    Returns:
+        ``(fig, ax)``.
+
+    Example:
+        >>> import torch
+        >>> one = {"value": torch.tensor(0.8), "low": torch.tensor(0.7), "high": torch.tensor(0.9)}
+        >>> fig, ax = plot_interval([one, one, one], name="loss")
+        >>> len(ax.collections)  # the shaded band
+        1
+        >>> import matplotlib.pyplot as plt
+        >>> plt.close(fig)
+    """
+    rows, is_history = _interval_rows(val, value_shape)
+    value, low, high = rows["value"], rows["low"], rows["high"]
+    names = _series_names(labels, value.shape[1], legend_prefix)
+    fig, ax = _new_or_given_axes(ax)
+    if is_history:
+        steps = list(range(value.shape[0]))
+        for k, label in enumerate(names):
+            ax.plot(steps, value[:, k].tolist(), color=f"C{k % 10}", label=label)
+            everywhere = [True] * len(steps)  # given: matplotlib 3.6 fails to build this default with numpy 1.24
+            ax.fill_between(
+                steps, low[:, k].tolist(), high[:, k].tolist(), where=everywhere, color=f"C{k % 10}", alpha=0.25
+            )
+        ax.set_xlabel("step")
+    else:
+        centre, below, above = value[0], (value[0] - low[0]).clamp_min(0), (high[0] - value[0]).clamp_min(0)
+        error = [below.tolist(), above.tolist()]
+        if not value_shape:
+            ax.errorbar([0], centre.tolist(), yerr=error, fmt="o", capsize=6, label=names[0])
+            ax.set_xlim(-1, 1)
+            ax.set_xticks([])
+        else:
+            ticks = [n if n is not None else str(i) for i, n in enumerate(names)]
+            colors = [f"C{i % 10}" for i in range(len(ticks))]
+            ax.bar(range(len(ticks)), centre.tolist(), yerr=error, capsize=4, color=colors)
+            ax.set_xticks(range(len(ticks)), ticks)
+    _finish(ax, name, lower_bound, None)
     return fig, ax

@@ -35,6 +35,7 @@ from hingemetrics._classification import BinaryHingeLoss
 from hingemetrics._compat import own_storage
 from hingemetrics._margin import MarginDistribution
 from hingemetrics._sync import synced
+from hingemetrics._uncertainty import ConfidenceInterval
 from hingemetrics.functional import binary_hinge_loss
 
 if TYPE_CHECKING:
@@ -155,9 +156,10 @@ class Scoreboard:
         self.torchmetrics_hinge = TorchmetricsBinaryHingeLoss()
         self.accuracy = BinaryAccuracy()
         self.margins = MarginDistribution(task="binary", bins=50, range=(-1.25, 1.25))  # tanh: |s| <= 1
+        self.hinge_interval = ConfidenceInterval(BinaryHingeLoss(), level=0.95)  # the raw-score loss's error bar
 
     def _metrics(self) -> tuple[Any, ...]:
-        return self.hinge, self.hinge_auto, self.torchmetrics_hinge, self.accuracy, self.margins
+        return self.hinge, self.hinge_auto, self.torchmetrics_hinge, self.accuracy, self.margins, self.hinge_interval
 
     def update(self, scores: Tensor, target: Tensor) -> None:
         """Add one batch to every metric."""
@@ -167,16 +169,21 @@ class Scoreboard:
         self.torchmetrics_hinge.update(scores, zero_one)
         self.accuracy.update((scores > 0).long(), zero_one)
         self.margins.update(scores, target)
+        self.hinge_interval.update(scores, target)
 
     def compute(self) -> dict[str, float]:
         """The value of every row of :data:`ROWS` (synced across processes when a process group is up).
 
-        The three hingemetrics metrics are summed over the processes together, in one ``all_reduce``; the two
-        torchmetrics metrics sync on their own.
+        The four hingemetrics metrics are summed over the processes together, in one ``all_reduce``; the two
+        torchmetrics metrics sync on their own. ``hinge_low`` and ``hinge_high`` bound the 95% interval of the
+        raw-score hinge loss (the delta method, :class:`~hingemetrics.ConfidenceInterval`).
         """
         with synced(*self._metrics()):
             histogram = self.margins.compute()
+            interval = self.hinge_interval.compute()
             return {
+                "hinge_low": float(interval["low"]),
+                "hinge_high": float(interval["high"]),
                 "hinge": float(self.hinge.compute()),
                 "hinge_auto": float(self.hinge_auto.compute()),
                 "torchmetrics_hinge": float(self.torchmetrics_hinge.compute()),
@@ -465,6 +472,11 @@ def run(
             ("train", "test"),
             [(name, [f"{values[s][key]:.4f}" for s in ("train", "test")]) for key, name in ROWS],
         )
+    )
+    test = values["test"]
+    say(
+        f"test loss {test['hinge']:.4f}, 95% interval [{test['hinge_low']:.4f}, {test['hinge_high']:.4f}] "
+        "(ConfidenceInterval, the delta method over the 500 test samples)"
     )
     with torch.no_grad():
         test_batches = model(x_test).squeeze(1).split(batch_size)

@@ -210,3 +210,19 @@ def test_the_memory_table_and_its_exit_status(capsys, monkeypatch):
     assert [(r["validate_args"], r["passed"]) for r in report["rows"]] == [(True, False), (False, False)]
     for r in report["rows"]:
         assert r["ratio"] == pytest.approx(r["peak_bytes"] / r["preds_bytes"])
+
+
+def test_the_wrapper_benchmark_times_every_wrapper_against_the_bare_metric(capsys):
+    from hingemetrics.benchmark import wrappers
+
+    assert bench.main(["--wrappers", "--quick", "--repeats", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert {row["metric"] for row in rows} == {"binary", "crammer-singer C=10", "one-vs-all C=10"}
+    for metric in {row["metric"] for row in rows}:
+        labels = {row["wrapper"]: row for row in rows if row["metric"] == metric}
+        assert labels["ConfidenceInterval normal"]["goal"] == labels["PerGroup G=10"]["goal"] == 2.0
+        assert labels["ConfidenceInterval bootstrap R=100"]["goal"] is None  # reported, no goal
+        for row in labels.values():
+            assert row["bare_ms"] > 0 and row["ratio"] == pytest.approx(row["wrapped_ms"] / row["bare_ms"])
+    table = wrappers.format_wrapper_table([wrappers.WrapperRow("binary", "PerGroup G=10", 10, 1.0, 3.0, 2.0)])
+    assert "3.00x" in table and "MISSED" in table

@@ -129,6 +129,12 @@ def test_scoreboard_matches_a_numpy_reference_batch_by_batch():
         assert values[key] == pytest.approx(value, rel=1e-15 if key in exact else 1e-6), key
     assert values["torchmetrics_hinge"] == pytest.approx(expected["hinge_auto"], rel=1e-6)
     assert values["hinge_auto"] != pytest.approx(values["hinge"], rel=1e-3)  # the point of the demo
+    s = np.concatenate([b[0].numpy() for b in batches]).astype(np.float64)
+    y = np.concatenate([b[1].numpy() for b in batches]).astype(np.float64)
+    loss = np.maximum(0.0, 1 - y * s)
+    half = 1.959964 * loss.std(ddof=1) / np.sqrt(len(loss))  # the 95% normal interval of a mean
+    assert values["hinge_low"] == pytest.approx(loss.mean() - half, rel=1e-5)
+    assert values["hinge_high"] == pytest.approx(loss.mean() + half, rel=1e-5)
 
 
 def test_evaluate_cuts_the_data_into_batches():
@@ -220,6 +226,9 @@ def test_main_runs_the_demo_and_writes_both_figures(tmp_path, capsys):
     for _, description in demo.ROWS:
         assert re.search(re.escape(description) + r"\s+\d\.\d{4}\s+\d\.\d{4}", out), description
     assert 'normalization="auto"' in out and "1 - sigmoid(1) = 0.2689" in out
+    (line,) = re.findall(r"^test loss (\d\.\d{4}), 95% interval \[(\d\.\d{4}), (\d\.\d{4})\]", out, re.MULTILINE)
+    loss, low, high = map(float, line)
+    assert low < loss < high and re.search(rf"raw scores \(normalization=None\)\s+\d\.\d{{4}}\s+{loss:.4f}", out)
     for name in ("history.png", "margins.png"):
         assert_png_picture(tmp_path / "out" / name)
         assert f"wrote {tmp_path / 'out' / name}" in out

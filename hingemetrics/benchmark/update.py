@@ -567,6 +567,12 @@ def _parser() -> argparse.ArgumentParser:
         "against the bound of 0.25x the bytes of preds (exit status 1 when a row exceeds it)",
     )
     parser.add_argument(
+        "--wrappers",
+        action="store_true",
+        help="time one update through each wrapper (ConfidenceInterval, PerGroup, PairedComparison) against the "
+        "bare metric instead (python -m hingemetrics.benchmark.wrappers)",
+    )
+    parser.add_argument(
         "--sync",
         action="store_true",
         help="run the sync-latency benchmark instead; the other arguments go to it "
@@ -606,6 +612,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         the memory bound.
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if "--wrappers" in args_list:
+        from hingemetrics.benchmark import wrappers
+
+        return int(wrappers.main([a for a in args_list if a != "--wrappers"]))
     if "--sync" in args_list:
         from hingemetrics.benchmark import sync  # imported only when asked for: it sets up process groups
 

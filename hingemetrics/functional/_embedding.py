@@ -80,12 +80,30 @@ def _hinge_embedding_update(preds: Tensor, target: Tensor, *, margin: float) -> 
     dtype = loss_dtype(preds.dtype, margin, widen=False)
 
     def block_sums(block: Block) -> tuple[Tensor, None]:
-        x = as_scores(take(preds, block, False)).to(dtype)
-        loss = torch.where(take(target, block, False) == 1, x, (margin - x).clamp_min_(0))
+        loss = embedding_losses(take(preds, block, False), take(target, block, False), margin, dtype)
         return loss.sum(dtype=STAT_DTYPE), None
 
     blocks = index_blocks(preds.shape, 1, preds.device)
     return sum_over_blocks(block_sums, blocks, preds.numel(), preds.device, torch.Size(()), None)
+
+
+def embedding_losses(preds: Tensor, target: Tensor, margin: float, dtype: torch.dtype) -> Tensor:
+    """Element losses ``x`` (target 1) or ``max(0, m - x)`` (otherwise), in ``dtype``, shaped like ``preds``."""
+    x = as_scores(preds).to(dtype)
+    return torch.where(target == 1, x, (margin - x).clamp_min_(0))
+
+
+def _hinge_embedding_sample_rows(preds: Tensor, target: Tensor, *, margin: float) -> tuple[Tensor, Tensor]:
+    """Per-sample statistics: ``(loss sum, element count)`` of each row along dimension 0, both ``(N,)`` float64.
+
+    Plain (unchunked) arithmetic on the whole batch, with the kernel's element losses; a 0-d input is one row.
+    """
+    if preds.dim() == 0:
+        preds, target = preds.reshape(1), target.reshape(1)
+    loss = embedding_losses(preds, target, margin, loss_dtype(preds.dtype, margin, widen=False))
+    per_row = loss.reshape(preds.shape[0], -1)
+    count = torch.full((preds.shape[0],), per_row.shape[1], dtype=STAT_DTYPE, device=preds.device)
+    return per_row.sum(1, dtype=STAT_DTYPE), count
 
 
 def _hinge_embedding_compute(loss_sum: Tensor, count: Tensor, reduction: str) -> Tensor:

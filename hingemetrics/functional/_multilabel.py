@@ -79,15 +79,16 @@ def _multilabel_hinge_update(
 def _multilabel_hinge_compute(loss_sum: Tensor, weight_sum: Tensor, average: str) -> Tensor:
     """Reduce per-label sums: pooled (``micro``), mean of per-label means (``macro``), or per label (``none``).
 
-    ``macro`` averages over the labels that received any weight; it is nan when none did.
+    ``macro`` averages over the labels that received any weight; it is nan when none did. The labels are the last
+    dimension: sums with leading dimensions give one result per leading index.
     """
     if average == "micro":
-        return loss_sum.sum() / weight_sum.sum()
+        return loss_sum.sum(-1) / weight_sum.sum(-1)
     per_label = loss_sum / weight_sum
     if average == "none":
         return per_label
     seen = weight_sum > 0
-    return torch.where(seen, per_label, 0.0).sum() / seen.sum()
+    return torch.where(seen, per_label, 0.0).sum(-1) / seen.sum(-1)
 
 
 def multilabel_hinge_loss(

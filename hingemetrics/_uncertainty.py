@@ -1,0 +1,664 @@
+r"""Error bars for every hingemetrics metric: ``ConfidenceInterval``, ``PerGroup`` and ``PairedComparison``.
+
+Each wrapper builds on the per-sample protocol of :class:`~hingemetrics._base.SumStateMetric`: a metric's state is
+a sum :math:`S = \sum_i s_i` of per-sample rows (``_sample_statistics``) and its value a differentiable function
+:math:`f(S)` (``_compute_from``). The wrappers keep more sums of the same rows, so they are
+:class:`~hingemetrics._base.SumStateMetric` subclasses too: every state syncs in the one ``all_reduce``, passes
+the agreement check, pickles, loads from a state dict and merges.
+
+* The delta method: :math:`\operatorname{Var} f(S) \approx g^\top \operatorname{Cov}(S)\, g` with
+  :math:`g = \nabla f(S)` (autograd) and :math:`\operatorname{Cov}(S) \approx \frac{n}{n-1}\big(\sum_i s_i
+  s_i^\top - S S^\top / n\big)`. The second moments are kept per block of state elements (see :class:`_Layout`).
+* The Poisson bootstrap: every sample gets ``R`` independent Poisson(1) weights :math:`p_{ir}`; the resampled
+  sums :math:`S_r = \sum_i p_{ir} s_i` are one ``(R, *state_shape)`` sum per state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import statistics
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from hingemetrics._base import SumStateMetric
+from hingemetrics.functional import _checks as C
+from hingemetrics.functional._common import STAT_DTYPE
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["ConfidenceInterval", "PairedComparison", "PerGroup"]
+
+METHODS = ("normal", "bootstrap")
+#: The most state elements whose full second-moment matrix the normal interval keeps (``K x K`` float64).
+MAX_FULL_STATES = 256
+
+
+# ------------------------------------------------------------------------------------------ argument checks
+def _check_level(level: Any) -> float:
+    if isinstance(level, bool) or not isinstance(level, (int, float)):
+        raise TypeError(f"Expected `level` to be a float in (0, 1), but got {type(level).__name__}.")
+    if not 0 < level < 1:
+        raise ValueError(f"Expected `level` to be a float in (0, 1), but got {level}.")
+    return float(level)
+
+
+def _check_metric(metric: Any, wrapper: str) -> SumStateMetric:
+    if not isinstance(metric, SumStateMetric) or isinstance(metric, (ConfidenceInterval, PairedComparison)):
+        raise TypeError(
+            f"Expected `metric` to be a hingemetrics metric (or a PerGroup) for {wrapper}, but got "
+            f"{type(metric).__name__}."
+        )
+    return metric
+
+
+def _z_of(level: float) -> float:
+    """The two-sided normal quantile: 1.96 for 0.95."""
+    return statistics.NormalDist().inv_cdf((1 + level) / 2)
+
+
+# ----------------------------------------------------------------------------------------- flat state vectors
+def _shapes(metric: SumStateMetric) -> list[torch.Size]:
+    return [getattr(metric, name).shape for name in metric._sum_states]
+
+
+def _flatten(parts: Sequence[Tensor], lead: int) -> Tensor:
+    """States (or rows) with ``lead`` leading dimensions, as one ``(*lead_shape, K)`` float64 tensor."""
+    return torch.cat([part.reshape((*part.shape[:lead], -1)).to(STAT_DTYPE) for part in parts], dim=-1)
+
+
+def _unflatten(flat: Tensor, shapes: Sequence[torch.Size]) -> list[Tensor]:
+    """``(..., K)`` back into states of ``shapes`` with the same leading dimensions."""
+    pieces = flat.split([math.prod(shape) for shape in shapes], dim=-1)
+    return [piece.reshape((*flat.shape[:-1], *shape)) for piece, shape in zip(pieces, shapes, strict=True)]
+
+
+class _Layout(NamedTuple):
+    """Which state elements each result element depends on: the blocks of the second-moment state.
+
+    ``members`` is ``(B, J)``: the flat state indices of each block. ``block_of`` is ``(E,)``: the block of each of
+    the ``E`` elements of the result, whose shape is ``result_shape``. A per-class vector (one-vs-all) gets one
+    block per class (its loss sum and the weight total, J = 2); a result that reads every state element (multilabel
+    ``"macro"``) one block of all K.
+    """
+
+    members: Tensor
+    block_of: Tensor
+    result_shape: torch.Size
+
+
+def _layout_of(metric: SumStateMetric) -> _Layout:
+    """Read the layout off the gradient of ``metric._compute_from`` at a generic positive point.
+
+    Result elements that each depend on the same number J of state elements get a block each when that is smaller
+    than one block of every element; otherwise one block of all K elements, up to :data:`MAX_FULL_STATES`.
+    """
+    shapes = _shapes(metric)
+    size = sum(math.prod(shape) for shape in shapes)
+    with torch.inference_mode(False), torch.enable_grad():
+        point = torch.linspace(1.0, 2.0, size, dtype=STAT_DTYPE).requires_grad_()
+        result = metric._compute_from(*_unflatten(point, shapes))
+        supports = []
+        for element in result.reshape(-1).unbind():
+            (grad,) = torch.autograd.grad(element, point, retain_graph=True, allow_unused=True)
+            used = [] if grad is None else grad.nonzero().reshape(-1).tolist()
+            supports.append(used or [0])
+    widths = {len(used) for used in supports}
+    width = max(widths)
+    if len(widths) == 1 and len(supports) * width**2 <= size**2 and width <= MAX_FULL_STATES:
+        index = torch.tensor(supports, dtype=torch.long)
+        return _Layout(index, torch.arange(len(supports)), result.shape)
+    if size > MAX_FULL_STATES:
+        raise ValueError(
+            f"Expected a metric whose result elements each read a few state elements, or at most "
+            f"{MAX_FULL_STATES} state elements in all, for method='normal', but {type(metric).__name__} has "
+            f"{size} that its result mixes. Use method='bootstrap'."
+        )
+    return _Layout(torch.arange(size).reshape(1, size), torch.zeros(len(supports), dtype=torch.long), result.shape)
+
+
+def _outer_sums(rows: Tensor, index: Tensor, groups: Tensor | None, num_groups: int | None) -> Tensor:
+    r""":math:`\sum_i v_i v_i^\top` per block, ``v_i = rows[i, index[b]]``: ``(B, J, J)``, or ``(G, B, J, J)``."""
+    blocks = rows[:, index]  # (N, B, J)
+    if groups is None:
+        return torch.einsum("nbj,nbk->bjk", blocks, blocks)
+    assert num_groups is not None
+    outer = blocks.unsqueeze(-1) * blocks.unsqueeze(-2)
+    return outer.new_zeros((num_groups, *outer.shape[1:])).index_add_(0, groups, outer)
+
+
+def _gradients(metric: SumStateMetric, flat: Tensor, layout: _Layout) -> Tensor:
+    """``(G, E, J)``: the gradient of each result element of ``metric`` at ``(G, K)`` states, on its block."""
+    shapes = _shapes(metric)
+    with torch.inference_mode(False), torch.enable_grad():
+        point = flat.detach().clone().requires_grad_()
+        result = metric._compute_from(*_unflatten(point, shapes)).reshape(flat.shape[0], -1)
+        grads = []
+        for element, block in enumerate(layout.block_of.tolist()):
+            (grad,) = torch.autograd.grad(result[:, element].sum(), point, retain_graph=True, allow_unused=True)
+            grad = torch.zeros_like(point) if grad is None else grad
+            grads.append(grad[:, layout.members[block].to(grad.device)])
+    return torch.stack(grads, dim=1).detach()
+
+
+def delta_stderr(grads: Tensor, sums: Tensor, moments: Tensor, count: Tensor, block_of: Tensor) -> Tensor:
+    r"""The delta-method standard error of each result element: ``(G, E)``.
+
+    .. math::
+        \operatorname{se}^2 = g^\top \tfrac{n}{n-1}\Big(M - \frac{S S^\top}{n}\Big) g
+
+    Args:
+        grads: ``(G, E, J)`` gradients of each result element on its block.
+        sums: ``(G, B, J)`` the summed states on each block, :math:`S`.
+        moments: ``(G, B, J, J)`` :math:`M = \sum_i s_i s_i^\top` on each block.
+        count: ``(G,)`` the number of samples :math:`n`.
+        block_of: ``(E,)`` the block of each result element.
+
+    Returns:
+        nan where fewer than two samples were seen.
+    """
+    n = count.reshape(-1, 1, 1, 1)
+    centred = moments - sums.unsqueeze(-1) * sums.unsqueeze(-2) / n
+    cov = (centred * (n / (n - 1))).index_select(1, block_of.to(moments.device))
+    var = torch.einsum("gej,gejk,gek->ge", grads, cov, grads)
+    var = torch.where(count.reshape(-1, 1) > 1, var.clamp_min(0), torch.nan)
+    return var.sqrt()
+
+
+def normal_interval(value: Tensor, stderr: Tensor, level: float) -> dict[str, Tensor]:
+    """``value ± z * stderr``, with ``z`` the two-sided normal quantile of ``level``."""
+    half = _z_of(level) * stderr
+    return {"value": value, "low": value - half, "high": value + half, "stderr": stderr}
+
+
+def _rank_of(group: Any) -> int:
+    if dist.is_available() and dist.is_initialized():
+        return int(dist.get_rank(group))
+    return 0
+
+
+def _draw_seed(base: int, rank: int, draw: int) -> int:
+    """A 63-bit seed for the Poisson weights of one update, mixed from the base seed, the rank and the draw."""
+    digest = hashlib.sha256(f"{base}:{rank}:{draw}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+# --------------------------------------------------------------------------------------------------- PerGroup
+class PerGroup(SumStateMetric):
+    r"""A metric computed separately for each of ``num_groups`` groups of samples, in one state.
+
+    ``update(*inputs, groups, sample_weight=None)`` takes the wrapped metric's inputs and an integer group id in
+    ``[0, num_groups)`` per sample (``(N,)``, on the inputs' device). The inputs and weights are checked by the
+    wrapped metric. Each state is the wrapped metric's with a leading ``(G,)`` dimension, filled by adding every
+    sample's statistics to its group's row, plus the number of samples per group: memory :math:`O(G \times
+    \text{state})` whatever the data. ``compute()`` is ``(G, *result_shape)``, nan for a group without samples.
+
+    Wrap a PerGroup in :class:`ConfidenceInterval` for an interval per group.
+
+    Example:
+        >>> import torch
+        >>> import hingemetrics as hm
+        >>> metric = hm.PerGroup(hm.BinaryHingeLoss(), num_groups=3, group_names=["a", "b", "c"])
+        >>> metric.update(torch.tensor([0.5, 2.0, -1.0]), torch.tensor([1, 1, 1]), groups=torch.tensor([0, 0, 1]))
+        >>> metric.compute()
+        tensor([0.2500, 2.0000,    nan], dtype=torch.float64)
+    """
+
+    higher_is_better: bool | None = None
+
+    def __init__(
+        self,
+        metric: SumStateMetric,
+        num_groups: int,
+        group_names: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.metric = _check_metric(metric, "PerGroup")
+        if isinstance(metric, PerGroup):
+            raise TypeError("Expected `metric` to be a hingemetrics metric for PerGroup, but got a PerGroup.")
+        C.check_count("num_groups", num_groups)
+        if group_names is not None:
+            if isinstance(group_names, str) or len(group_names) != num_groups:
+                got = repr(group_names) if isinstance(group_names, str) else f"{len(group_names)} names"
+                raise ValueError(f"Expected `group_names` to be {num_groups} names (one per group), but got {got}.")
+            group_names = [str(name) for name in group_names]
+        self.num_groups = num_groups
+        self.group_names = group_names
+        for name, shape in zip(metric._sum_states, _shapes(metric), strict=True):
+            self._add_sum_state(f"group_{name}", (num_groups, *shape))
+        self._add_sum_state("group_samples", (num_groups,))
+        self._add_config_key(metric=metric._config(), num_groups=num_groups)
+
+    def update(  # type: ignore[override]
+        self, *inputs: Tensor, groups: Tensor, sample_weight: Tensor | None = None, **named: Tensor
+    ) -> None:
+        """Add a batch: the wrapped metric's inputs (by position or name), one group id per sample, and weights."""
+        self._accumulate(*inputs, groups=groups, sample_weight=sample_weight, **named)
+
+    def _grouped_rows(
+        self, *inputs: Tensor, groups: Tensor, sample_weight: Tensor | None = None, **named: Tensor
+    ) -> tuple[tuple[Tensor, ...], Tensor]:
+        """The wrapped metric's per-sample rows and the checked ``(N,)`` int64 group ids."""
+        weight = {} if sample_weight is None else {"sample_weight": sample_weight}
+        rows = self.metric._sample_statistics(*inputs, **named, **weight)
+        count = rows[0].shape[0]
+        C.check_tensor("groups", groups)
+        if groups.is_floating_point() or groups.is_complex() or groups.dtype == torch.bool:
+            raise TypeError(f"Expected `groups` to be an integer tensor of group ids, but got dtype {groups.dtype}.")
+        if tuple(groups.shape) != (count,):
+            raise ValueError(
+                f"Expected `groups` to have shape ({count},), one id per sample, but got {tuple(groups.shape)}."
+            )
+        if groups.device != rows[0].device:
+            raise ValueError(f"Expected `groups` on the inputs' device {rows[0].device}, but got {groups.device}.")
+        if getattr(self.metric, "validate_args", True) and count:
+            low, high = int(groups.min()), int(groups.max())
+            if low < 0 or high >= self.num_groups:
+                bad = low if low < 0 else high
+                raise ValueError(
+                    f"Expected every group id in [0, {self.num_groups - 1}] (`num_groups`={self.num_groups}), "
+                    f"but found {bad}."
+                )
+        return rows, groups.long()
+
+    def _group_sums(self, rows: Sequence[Tensor], groups: Tensor, weight: Tensor | None = None) -> tuple[Tensor, ...]:
+        """This metric's states from rows and group ids: ``(G, ...)``, or ``(R, G, ...)`` with ``(N, R)`` weights."""
+        device = rows[0].device
+        lead = 1 if weight is None else weight.shape[1]
+        scale = torch.ones((rows[0].shape[0], 1), dtype=STAT_DTYPE, device=device) if weight is None else weight
+        out = []
+        for row in [*rows, torch.ones((rows[0].shape[0],), dtype=STAT_DTYPE, device=device)]:
+            flat = row.reshape(row.shape[0], 1, -1) * scale.unsqueeze(-1)  # (N, R, k)
+            total = flat.new_zeros((self.num_groups, *flat.shape[1:])).index_add_(0, groups, flat)
+            total = total.transpose(0, 1).reshape(lead, self.num_groups, *row.shape[1:])
+            out.append(total[0] if weight is None else total)
+        return tuple(out)
+
+    def _batch_statistics(self, *inputs: Tensor, **kwargs: Any) -> tuple[Tensor, ...]:
+        rows, groups = self._grouped_rows(*inputs, **kwargs)
+        return self._group_sums(rows, groups)
+
+    def _sample_statistics(self, *inputs: Tensor, **kwargs: Any) -> tuple[Tensor, ...]:
+        """Each sample's statistics in its group's row, zeros in the others: ``(N, G, ...)`` per state."""
+        rows, groups = self._grouped_rows(*inputs, **kwargs)
+        one_hot = torch.nn.functional.one_hot(groups, self.num_groups).to(STAT_DTYPE)
+        spread = [one_hot.reshape(*one_hot.shape, *(1,) * (row.dim() - 1)) * row.unsqueeze(1) for row in rows]
+        return (*spread, one_hot)
+
+    def _compute_from(self, *states: Tensor) -> Tensor:
+        """The wrapped metric's value per group (any leading dimensions), nan for a group without samples."""
+        *inner, count = states
+        value = self.metric._compute_from(*inner)
+        empty = (count == 0).reshape(*count.shape, *(1,) * (value.dim() - count.dim()))
+        return torch.where(empty, torch.nan, value)
+
+    def plot(  # type: ignore[override]
+        self, val: Tensor | Sequence[Tensor] | None = None, ax: Axes | None = None
+    ) -> tuple[Figure, Axes]:
+        """Draw one bar per group, named by ``group_names`` (a history: one line per group)."""
+        from hingemetrics._plot import plot_values
+
+        value = self.compute() if val is None else val
+        shape = (self.num_groups,)
+        return plot_values(
+            value,
+            ax,
+            value_shape=shape,
+            name=f"{type(self.metric).__name__} per group",
+            labels=self.group_names,
+            legend_prefix="Group",
+            lower_bound=self.metric.plot_lower_bound,
+        )
+
+
+# ------------------------------------------------------------------------------------------ ConfidenceInterval
+class ConfidenceInterval(SumStateMetric):
+    r"""A hingemetrics metric with a confidence interval: ``compute()`` gives value, low, high and stderr.
+
+    Each entry of the result dict is shaped like the wrapped metric's result (a per-class vector gives per-class
+    intervals; a :class:`PerGroup` gives one interval per group). ``update`` takes the wrapped metric's inputs.
+
+    * ``method="normal"``: the delta method on the summed states (see the module docstring): the interval
+      ``value ± z * stderr``, from the states' sums, their count and the sums of their products per block, a few
+      more summed numbers than the metric itself. For a ratio :math:`\sum w\ell / \sum w` it is the classic
+      :math:`\operatorname{se}^2 = \frac{n}{n-1} \sum_i w_i^2 (\ell_i - \hat\mu)^2 / (\sum_i w_i)^2`. A
+      total (``HingeEmbeddingLoss(reduction="sum")``) gets an interval for the total.
+    * ``method="bootstrap"``: the Poisson bootstrap with ``num_resamples`` resamples: each sample gets
+      ``num_resamples`` Poisson(1) weights and each state one ``(num_resamples, *shape)`` resampled sum. The
+      interval is the percentile one, stderr the standard deviation over the resamples. With a ``seed`` the same
+      batches in the same order give the same interval (each rank mixes its rank into the seed; ``reset`` starts
+      the draws over). Costs ``O(num_resamples)`` per sample.
+
+    Args:
+        metric: the metric to wrap (any hingemetrics metric, or a :class:`PerGroup`); it is not updated itself.
+        level: the confidence level in (0, 1).
+        method: ``"normal"`` or ``"bootstrap"``.
+        num_resamples: resamples of the bootstrap (an int >= 2).
+        seed: the bootstrap's seed; None draws one from the operating system.
+
+    Example:
+        >>> import torch
+        >>> import hingemetrics as hm
+        >>> metric = hm.ConfidenceInterval(hm.BinaryHingeLoss())
+        >>> metric.update(torch.tensor([0.5, 2.0, -1.0, 0.1]), torch.tensor([1, 1, 1, 0]))
+        >>> result = metric.compute()
+        >>> sorted(result)
+        ['high', 'low', 'stderr', 'value']
+        >>> result["value"], result["stderr"]
+        (tensor(0.9000, dtype=torch.float64), tensor(0.4301, dtype=torch.float64))
+    """
+
+    higher_is_better: bool | None = None
+    _compute_args = ("level",)
+
+    num_samples: Tensor
+    moments: Tensor
+    draws: Tensor
+
+    def __init__(
+        self,
+        metric: SumStateMetric,
+        level: float = 0.95,
+        method: str = "normal",
+        num_resamples: int = 1000,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.metric = _check_metric(metric, "ConfidenceInterval")
+        self.level = _check_level(level)
+        C.check_choice("method", method, METHODS)
+        C.check_count("num_resamples", num_resamples)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"Expected `seed` to be an int or None, but got {type(seed).__name__}.")
+        self.method = method
+        self.num_resamples = num_resamples
+        self.seed = seed
+        self._base_seed = secrets.randbits(62) if seed is None else seed
+        self._inner: SumStateMetric = metric.metric if isinstance(metric, PerGroup) else metric
+        self._num_groups: int | None = metric.num_groups if isinstance(metric, PerGroup) else None
+        self._layout = _layout_of(self._inner) if method == "normal" else None
+        names, shapes = metric._sum_states, _shapes(metric)
+        for name, shape in zip(names, shapes, strict=True):
+            self._add_sum_state(f"sum_{name}", shape)
+        lead = () if self._num_groups is None else (self._num_groups,)
+        self._add_sum_state("num_samples", lead)
+        if self._layout is not None:
+            self._add_sum_state("moments", (*lead, *self._layout.members.shape, self._layout.members.shape[1]))
+        else:
+            for name, shape in zip(names, shapes, strict=True):
+                self._add_sum_state(f"boot_{name}", (num_resamples, *shape))
+            self._add_sum_state("draws")
+        self._add_config_key(metric=metric._config(), method=method, num_resamples=num_resamples, seed=seed)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Add a batch: the wrapped metric's inputs (for a PerGroup, with ``groups=``)."""
+        self._accumulate(*args, **kwargs)
+
+    def _batch_statistics(self, *args: Any, **kwargs: Any) -> tuple[Tensor, ...]:
+        wrapped = self.metric
+        if isinstance(wrapped, PerGroup):
+            rows, groups = wrapped._grouped_rows(*args, **kwargs)
+            sums = wrapped._group_sums(rows, groups)
+            count: Tensor = sums[-1]
+        else:
+            rows, groups = self._inner._sample_statistics(*args, **kwargs), None
+            sums = tuple(row.sum(0) for row in rows)
+            count = torch.full((), rows[0].shape[0], dtype=STAT_DTYPE, device=rows[0].device)
+        flat = _flatten(rows, 1)
+        if self._layout is not None:
+            index = self._layout.members.to(flat.device)
+            return (*sums, count, _outer_sums(flat, index, groups, self._num_groups))
+        weight = self._poisson_weights(flat.shape[0], flat.device)
+        if isinstance(wrapped, PerGroup):
+            assert groups is not None
+            resampled = wrapped._group_sums(rows, groups, weight)
+        else:
+            resampled = tuple(torch.einsum("nr,nk->rk", weight, row.reshape(row.shape[0], -1)) for row in rows)
+            resampled = tuple(
+                r.reshape(self.num_resamples, *row.shape[1:]) for r, row in zip(resampled, rows, strict=True)
+            )
+        return (*sums, count, *resampled, torch.ones((), dtype=STAT_DTYPE, device=flat.device))
+
+    def _poisson_weights(self, count: int, device: torch.device) -> Tensor:
+        """``(count, R)`` Poisson(1) weights of this update, from a generator seeded by seed, rank and draw number."""
+        draw = int(self.draws.item())
+        generator = torch.Generator(device=device)
+        generator.manual_seed(_draw_seed(self._base_seed, _rank_of(self.process_group), draw))
+        rates = torch.ones((count, self.num_resamples), dtype=STAT_DTYPE, device=device)
+        return torch.poisson(rates, generator=generator)
+
+    def _sums(self, prefix: str) -> list[Tensor]:
+        return [getattr(self, f"{prefix}_{name}") for name in self.metric._sum_states]
+
+    def compute(self) -> dict[str, Tensor]:
+        """``{"value", "low", "high", "stderr"}``, each shaped like the wrapped metric's result."""
+        sums = self._sums("sum")
+        value = self.metric._compute_from(*sums)
+        if self._layout is None:
+            resampled = self.metric._compute_from(*self._sums("boot"))
+            return _percentile_interval(value, resampled, self.level)
+        grouped = self._num_groups is not None
+        inner = sums[: len(self._inner._sum_states)]
+        flat = _flatten(inner, 1) if grouped else _flatten(inner, 0).unsqueeze(0)
+        layout = self._layout
+        grads = _gradients(self._inner, flat, layout)
+        moments = self.moments if grouped else self.moments.unsqueeze(0)
+        count = self.num_samples.reshape(-1)
+        blocks = flat[:, layout.members.to(flat.device)]
+        stderr = delta_stderr(grads, blocks, moments, count, layout.block_of).reshape(value.shape)
+        return normal_interval(value, stderr, self.level)
+
+    def plot(  # type: ignore[override]
+        self, val: dict[str, Tensor] | Sequence[dict[str, Tensor]] | None = None, ax: Axes | None = None
+    ) -> tuple[Figure, Axes]:
+        """Draw the value with its interval as an error bar; a history as a line with a shaded band.
+
+        ``val`` is one result of ``compute()``, a list of them, or ``MetricTracker.compute_all()`` (a dict of
+        results stacked along a new first dimension). A vector result (per class, per group) is drawn as bars with
+        error bars, named by the PerGroup's ``group_names`` or the metric's ``plot_labels``.
+        """
+        from hingemetrics._plot import plot_interval
+
+        names = self.metric.group_names if isinstance(self.metric, PerGroup) else self._inner.plot_labels
+        return plot_interval(
+            self.compute() if val is None else val,
+            ax,
+            value_shape=self._result_shape(),
+            name=type(self._inner).__name__,
+            labels=names,
+            legend_prefix="Group" if isinstance(self.metric, PerGroup) else "Class",
+            lower_bound=None,  # a normal interval may reach below a loss's bound of 0
+        )
+
+    def _result_shape(self) -> tuple[int, ...]:
+        return tuple(self.metric._compute_from(*self._sums("sum")).shape)
+
+
+def _percentile_interval(value: Tensor, resampled: Tensor, level: float) -> dict[str, Tensor]:
+    """The percentile interval and the standard deviation over the ``(R, ...)`` resampled values (nan ignored)."""
+    tail = (1 - level) / 2
+    quantiles = torch.tensor([tail, 1 - tail], dtype=resampled.dtype, device=resampled.device)
+    low, high = torch.nanquantile(resampled, quantiles, dim=0)
+    finite = ~resampled.isnan()
+    count = finite.sum(0)
+    mean = torch.where(finite, resampled, 0.0).sum(0) / count
+    spread = torch.where(finite, (resampled - mean) ** 2, 0.0).sum(0) / (count - 1)
+    stderr = torch.where(count > 1, spread, torch.nan).sqrt()
+    return {"value": value, "low": low, "high": high, "stderr": stderr}
+
+
+# ------------------------------------------------------------------------------------------- PairedComparison
+def paired_result(
+    metric: SumStateMetric,
+    layout: _Layout,
+    sums_a: Tensor,
+    sums_b: Tensor,
+    count: Tensor,
+    moments: Tensor,
+    level: float,
+) -> dict[str, Tensor]:
+    """The result of :class:`PairedComparison` for ``G`` comparisons at once: each entry ``(G, *result_shape)``.
+
+    Args:
+        metric: the metric both models are scored by.
+        layout: its :class:`_Layout`; the joint blocks are its blocks of model a followed by the same of model b.
+        sums_a: ``(G, K)`` model a's summed states, flattened.
+        sums_b: ``(G, K)`` model b's.
+        count: ``(G,)`` the number of samples.
+        moments: ``(G, B, 2J, 2J)`` the summed products of the joint rows on each joint block.
+        level: the confidence level.
+    """
+    shapes = _shapes(metric)
+    value_a = metric._compute_from(*_unflatten(sums_a, shapes))
+    value_b = metric._compute_from(*_unflatten(sums_b, shapes))
+    grad_a, grad_b = _gradients(metric, sums_a, layout), _gradients(metric, sums_b, layout)
+    index = layout.members.to(sums_a.device)
+    blocks_a, blocks_b = sums_a[:, index], sums_b[:, index]
+    width = index.shape[1]
+    block_of = layout.block_of
+    joint = torch.cat([blocks_a, blocks_b], dim=-1)
+    stderr = delta_stderr(torch.cat([-grad_a, grad_b], dim=-1), joint, moments, count, block_of)
+    side_a = delta_stderr(grad_a, blocks_a, moments[..., :width, :width], count, block_of)
+    side_b = delta_stderr(grad_b, blocks_b, moments[..., width:, width:], count, block_of)
+    difference = value_b - value_a
+    shape = difference.shape
+    interval = normal_interval(difference, stderr.reshape(shape), level)
+    return {
+        "value_a": value_a,
+        "value_b": value_b,
+        "stderr_a": side_a.reshape(shape),
+        "stderr_b": side_b.reshape(shape),
+        "difference": difference,
+        "stderr": interval["stderr"],
+        "low": interval["low"],
+        "high": interval["high"],
+        "p_value": torch.special.erfc(difference.abs() / interval["stderr"] / math.sqrt(2)),
+    }
+
+
+class PairedComparison(SumStateMetric):
+    r"""Two models scored by one metric on the same samples, and the paired interval of their difference.
+
+    ``update(preds_a, preds_b, target, sample_weight=None)`` scores model a and model b on the same targets (and
+    weights). For a metric with other inputs, ``preds_a`` and ``preds_b`` may each be a tuple of the model's
+    leading inputs (``(input1, input2)`` of a ranking loss); ``target`` and ``sample_weight``, shared by both, follow
+    them where given. The state is both models' sums, the sample count and the second moments of the joint rows
+    :math:`(s^a_i, s^b_i)` per block, so it syncs in one collective.
+
+    ``compute()`` returns a dict, each entry shaped like the metric's result:
+
+    * ``value_a``, ``value_b``: the two metrics; ``stderr_a``, ``stderr_b``: their delta-method standard errors;
+    * ``difference``: :math:`d = f(S_b) - f(S_a)`, b minus a;
+    * ``stderr``: its delta-method standard error with the cross terms,
+      :math:`\operatorname{se}^2 = (-g_a, g_b)^\top \operatorname{Cov}(S_a, S_b)\, (-g_a, g_b)`; since both
+      models err on the same hard samples, it is usually far below :math:`\sqrt{se_a^2 + se_b^2}`;
+    * ``low``, ``high``: the normal interval :math:`d \pm z\,\operatorname{se}` at ``level``;
+    * ``p_value``: two-sided, under the normal approximation, of no difference: :math:`2(1 - \Phi(|d| / se))`.
+
+    Example:
+        >>> import torch
+        >>> import hingemetrics as hm
+        >>> metric = hm.PairedComparison(hm.BinaryHingeLoss())
+        >>> target = torch.tensor([1, 0, 1, 1, 0])
+        >>> metric.update(torch.tensor([0.2, -0.1, 0.4, -0.3, 0.5]), torch.tensor([0.9, -0.8, 1.2, 0.1, -0.2]), target)
+        >>> result = metric.compute()
+        >>> [round(result[key].item(), 4) for key in ("value_a", "value_b", "difference", "stderr")]
+        [1.02, 0.4, -0.62, 0.0583]
+        >>> [round(result[key].item(), 4) for key in ("stderr_a", "stderr_b")]  # each alone: far wider
+        [0.1655, 0.1871]
+    """
+
+    higher_is_better: bool | None = None
+    _compute_args = ("level",)
+
+    num_samples: Tensor
+    moments: Tensor
+
+    def __init__(self, metric: SumStateMetric, level: float = 0.95, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metric = _check_metric(metric, "PairedComparison")
+        if isinstance(metric, PerGroup):
+            raise TypeError("Expected `metric` to be a hingemetrics metric for PairedComparison, but got a PerGroup.")
+        self.level = _check_level(level)
+        layout = _layout_of(metric)
+        size = sum(math.prod(shape) for shape in _shapes(metric))
+        self._layout = _Layout(
+            torch.cat([layout.members, layout.members + size], dim=1), layout.block_of, layout.result_shape
+        )
+        self._single = layout
+        for side in ("a", "b"):
+            for name, shape in zip(metric._sum_states, _shapes(metric), strict=True):
+                self._add_sum_state(f"{side}_{name}", shape)
+        self._add_sum_state("num_samples")
+        self._add_sum_state("moments", (*self._layout.members.shape, self._layout.members.shape[1]))
+        self._add_config_key(metric=metric._config())
+
+    def update(  # type: ignore[override]
+        self,
+        preds_a: Tensor | Sequence[Tensor],
+        preds_b: Tensor | Sequence[Tensor],
+        target: Tensor | None = None,
+        sample_weight: Tensor | None = None,
+    ) -> None:
+        """Add a batch scored by both models; see the class docstring."""
+        self._accumulate(preds_a, preds_b, target, sample_weight)
+
+    def _model_rows(self, preds: Any, target: Tensor | None, sample_weight: Tensor | None) -> tuple[Tensor, ...]:
+        inputs = tuple(preds) if isinstance(preds, (tuple, list)) else (preds,)
+        args = (*inputs, target) if target is not None else inputs
+        weight = {} if sample_weight is None else {"sample_weight": sample_weight}
+        return self.metric._sample_statistics(*args, **weight)
+
+    def _batch_statistics(
+        self, preds_a: Any, preds_b: Any, target: Tensor | None, sample_weight: Tensor | None
+    ) -> tuple[Tensor, ...]:
+        rows_a = self._model_rows(preds_a, target, sample_weight)
+        rows_b = self._model_rows(preds_b, target, sample_weight)
+        if rows_a[0].shape[0] != rows_b[0].shape[0]:
+            raise ValueError(
+                f"Expected `preds_a` and `preds_b` to score the same samples, but got {rows_a[0].shape[0]} and "
+                f"{rows_b[0].shape[0]}."
+            )
+        joint = torch.cat([_flatten(rows_a, 1), _flatten(rows_b, 1)], dim=1)
+        count = torch.full((), joint.shape[0], dtype=STAT_DTYPE, device=joint.device)
+        moments = _outer_sums(joint, self._layout.members.to(joint.device), None, None)
+        return (*(row.sum(0) for row in rows_a), *(row.sum(0) for row in rows_b), count, moments)
+
+    def compute(self) -> dict[str, Tensor]:
+        """The two values, their difference b - a, its paired interval and p-value; see the class docstring."""
+        names = self.metric._sum_states
+        sums_a = _flatten([getattr(self, f"a_{name}") for name in names], 0).unsqueeze(0)
+        sums_b = _flatten([getattr(self, f"b_{name}") for name in names], 0).unsqueeze(0)
+        count, moments = self.num_samples.reshape(1), self.moments.unsqueeze(0)
+        result = paired_result(self.metric, self._single, sums_a, sums_b, count, moments, self.level)
+        return {key: value[0] for key, value in result.items()}
+
+    def plot(  # type: ignore[override]
+        self, val: dict[str, Tensor] | Sequence[dict[str, Tensor]] | None = None, ax: Axes | None = None
+    ) -> tuple[Figure, Axes]:
+        """Draw the difference b - a with its interval (a history: a line with a shaded band), and a line at 0."""
+        from hingemetrics._plot import plot_interval
+
+        result = self.compute() if val is None else val
+        parts = [result] if isinstance(result, dict) else list(result)
+        as_interval = [{"value": r["difference"], "low": r["low"], "high": r["high"]} for r in parts]
+        fig, ax = plot_interval(
+            as_interval[0] if isinstance(result, dict) else as_interval,
+            ax,
+            value_shape=tuple(self._single.result_shape),
+            name=f"{type(self.metric).__name__}: b - a",
+            labels=self.metric.plot_labels,
+            legend_prefix="Class",
+            lower_bound=None,
+        )
+        ax.axhline(0.0, color="gray", linewidth=1)
+        return fig, ax
