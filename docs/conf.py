@@ -62,6 +62,9 @@ nitpick_ignore = [
     ("py:class", "matplotlib.axes._axes.Axes"),
     ("py:class", "matplotlib.figure.Figure"),
     ("py:class", "matplotlib.axes.Axes"),
+    # the same, as the wrappers' annotations name them (imported for type checking only)
+    ("py:class", "Axes"),
+    ("py:class", "Figure"),
     # the standard library, without intersphinx
     ("py:class", "collections.abc.Sequence"),
     ("py:class", "collections.abc.Iterator"),
@@ -75,6 +78,8 @@ nitpick_ignore = [
 nitpick_ignore_regex = [
     # private type variables and aliases in signatures (the self type of the cast methods, torchmetrics' plot types)
     ("py:class", r"hingemetrics\._base\._Self"),
+    # the private base class of every metric, which the wrappers take: its contract is in their docstrings
+    ("py:class", r"hingemetrics\._base\.SumStateMetric"),
     ("py:.*", r"_AX_TYPE|_PLOT_OUT_TYPE"),
 ]
 

@@ -346,7 +346,7 @@ class SumStateMetric(Metric):
         )
 
     def compute(self) -> Any:
-        """The metric's value: :meth:`_compute_from` of its states."""
+        """The metric's value: ``_compute_from`` of its states."""
         return self._compute_from(*(getattr(self, name) for name in self._sum_states))
 
     def update(self, preds: Tensor, target: Tensor, sample_weight: Tensor | None = None) -> None:
