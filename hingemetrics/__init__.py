@@ -11,21 +11,26 @@ from hingemetrics._embedding import HingeEmbeddingLoss
 from hingemetrics._margin import MarginDistribution, MarginHistogram
 from hingemetrics._multilabel import MultilabelHingeLoss
 from hingemetrics._precision import StatePrecisionWarning
+from hingemetrics._ranking import CosineEmbeddingLoss, MarginRankingLoss, MultilabelMarginLoss, TripletMarginLoss
 from hingemetrics._sync import synced
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BinaryHingeLoss",
+    "CosineEmbeddingLoss",
     "HingeEmbeddingLoss",
     "HingeLoss",
     "MarginDistribution",
     "MarginHistogram",
+    "MarginRankingLoss",
     "MulticlassHingeLoss",
     "MultilabelHingeLoss",
+    "MultilabelMarginLoss",
     "StatePrecisionWarning",
     "StepSyncError",
     "SyncMismatchError",
+    "TripletMarginLoss",
     "__version__",
     "functional",
     "synced",
