@@ -30,7 +30,6 @@ from hingemetrics.functional._common import (
     as_scores,
     extrema,
     index_blocks,
-    loss_dtype,
     row_sums,
     sum_over_blocks,
     take,
@@ -249,7 +248,7 @@ def _ranking_plan(
     if preds1.dim() == 0:
         preds1, preds2, target = preds1.reshape(1), preds2.reshape(1), target.reshape(1)
         sample_weight = _as_index(sample_weight)
-    dtype = loss_dtype(preds1.dtype, margin, widen=True)
+    dtype = STAT_DTYPE  # a difference of two raw scores: float64, as everywhere in the package
 
     def losses(block: Block) -> Tensor:
         gap = as_scores(take(preds1, block, False)).to(dtype) - as_scores(take(preds2, block, False)).to(dtype)
@@ -349,17 +348,22 @@ def _triplet_plan(
     swap: bool,
     distance_function: Distance | None,
 ) -> Plan:
-    r""":math:`\max(0,\ d(a, p) - d(a, n) + m)` per row, the distances in the embeddings' dtype (as torch)."""
+    r""":math:`\max(0,\ d(a, p) - d(a, n) + m)` per row, combined in float64.
+
+    The p-norm distances are float64 too: the loss is a difference of two distances, which float32 would leave
+    with a few digits where it is small. A user's distance function gets the rows as they come (half precision
+    as float32), so a model inside it sees its own dtype; its distances are combined in float64.
+    """
     rows = [_as_rows(x) for x in (anchor, positive, negative)]
-    dtype = loss_dtype(anchor.dtype, margin, widen=False)
-    distance = _pairwise(p, eps) if distance_function is None else _checked_distance(distance_function)
+    own = distance_function is not None
+    distance = _checked_distance(distance_function) if distance_function is not None else _pairwise(p, eps)
 
     def losses(block: Block) -> Tensor:
-        a, pos, neg = (as_scores(x[block]).to(dtype) for x in rows)
-        to_negative = distance(a, neg)
+        a, pos, neg = (as_scores(x[block]) if own else x[block].double() for x in rows)
+        to_negative = distance(a, neg).double()
         if swap:
-            to_negative = torch.minimum(to_negative, distance(pos, neg))
-        return (distance(a, pos) - to_negative + margin).clamp_min(0)
+            to_negative = torch.minimum(to_negative, distance(pos, neg).double())
+        return (distance(a, pos).double() - to_negative + margin).clamp_min(0)
 
     return Plan(losses, rows[0].shape[:1], rows[0].shape[1], anchor.device, _as_index(sample_weight))
 
@@ -400,7 +404,8 @@ def triplet_margin_loss(
         reduction: ``"mean"`` or ``"sum"``.
         distance_function: None, or a callable ``f(x, y)`` of two ``(B, D)`` tensors returning the ``(B,)``
             distances of their rows. It is called on chunks of rows (a ``(D,)`` triplet as one ``(1, D)`` row),
-            so it must treat rows independently; a result of any other shape is a ``ValueError``.
+            so it must treat rows independently; a result of any other shape is a ``ValueError``. It gets the
+            embeddings in their dtype (float16 and bfloat16 as float32); its distances are combined in float64.
         validate_args: check the values (reads data back to the host): finite embeddings, finite non-negative
             weights. Types, shapes and devices are checked either way.
         sample_weight: non-negative ``(N,)`` weights, one per triplet (``()`` for one ``(D,)`` triplet).
@@ -623,7 +628,7 @@ def _multilabel_margin_plan(
     if target_format == "auto":
         pair = extrema(t) if t.numel() else torch.zeros(2, dtype=STAT_DTYPE, device=t.device)
         index_format = (pair[0] < 0) | (pair[1] > 1)
-    dtype = loss_dtype(preds.dtype, margin, widen=True)
+    dtype = STAT_DTYPE  # differences of raw scores: float64
 
     def true_labels(labels: Tensor) -> Tensor:
         if target_format == "multi-hot":
