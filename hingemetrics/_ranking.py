@@ -35,15 +35,16 @@ class _MeanOrSumLoss(SumStateMetric):
         self._add_sum_state("loss_sum")
         self._add_sum_state("weight_sum")
 
-    def _plan(self, *args: Any) -> R.Plan:
+    def _plan(self, *args: Any, **kwargs: Any) -> R.Plan:
         raise NotImplementedError
 
-    def _batch_statistics(self, *args: Any) -> tuple[Tensor, ...]:
-        return R.summed(self._plan(*args))
+    def _batch_statistics(self, *args: Any, **kwargs: Any) -> tuple[Tensor, ...]:
+        """``(sum of w * loss, sum of w)`` of a batch: the arguments of ``update``, checked as it checks them."""
+        return R.summed(self._plan(*args, **kwargs))
 
-    def _sample_statistics(self, *args: Any) -> tuple[Tensor, ...]:
+    def _sample_statistics(self, *args: Any, **kwargs: Any) -> tuple[Tensor, ...]:
         """The statistics of ``_batch_statistics``, one ``(N,)`` float64 entry per sample (row), not summed."""
-        return R.per_sample(self._plan(*args))
+        return R.per_sample(self._plan(*args, **kwargs))
 
     def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:  # type: ignore[override]
         """The mean (or sum) from states of any leading shape: ``(*lead,)`` from ``(*lead,)`` sums."""

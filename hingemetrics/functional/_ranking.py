@@ -206,7 +206,9 @@ def per_sample(plan: Plan) -> tuple[Tensor, Tensor]:
         weight = torch.ones_like(loss)
     else:
         w = plan.sample_weight.to(STAT_DTYPE)
-        weight = w.reshape((n,) + (1,) * (len(shape) - 1)).expand(shape).reshape(n, -1)
+        if w.shape != shape:  # one weight per sample, spread over its positions
+            w = w.reshape((n,) + (1,) * (len(shape) - 1)).expand(shape)
+        weight = w.reshape(n, -1)
     return (loss * weight).sum(1), weight.sum(1)
 
 
@@ -578,6 +580,8 @@ def _index_rows(labels: Tensor, num_labels: int) -> tuple[Tensor, Tensor]:
 
 def _check_index_target(rows: Tensor, num_labels: int, kept: C.Extrema) -> None:
     """Indices in [0, L-1] padded with trailing -1s, each listed once per row; a second read for the rows."""
+    if rows.numel() == 0:
+        return
     if not C.within(kept, -1, num_labels - 1):
         found = torch.unique(rows[(rows < -1) | (rows >= num_labels)].double()).tolist()
         raise ValueError(
