@@ -46,7 +46,7 @@ class _MeanOrSumLoss(SumStateMetric):
         """The statistics of ``_batch_statistics``, one ``(N,)`` float64 entry per sample (row), not summed."""
         return R.per_sample(self._plan(*args, **kwargs))
 
-    def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:  # type: ignore[override]
+    def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
         """The mean (or sum) from states of any leading shape: ``(*lead,)`` from ``(*lead,)`` sums."""
         return R.mean_or_sum(loss_sum, weight_sum, self.reduction)
 
