@@ -5,6 +5,7 @@ weights), and reports their ratio (``reduction="mean"``) or the loss total (``"s
 :mod:`hingemetrics.functional._ranking`, shared with the functional forms.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
@@ -55,7 +56,33 @@ class _MeanOrSumLoss(SumStateMetric):
         return self._compute_from(self.loss_sum, self.weight_sum)
 
 
-class MarginRankingLoss(_MeanOrSumLoss):
+class _PairLoss(_MeanOrSumLoss):
+    """A loss of pairs ``(preds1, preds2)`` with +1/-1 targets and a margin: margin ranking, cosine embedding.
+
+    Subclasses name their tensor checks and their plan (``_check_tensors``, ``_make_plan``).
+    """
+
+    _check_tensors: Callable[..., None]
+    _make_plan: Callable[..., R.Plan]
+
+    def __init__(self, margin: float = 0.0, reduction: str = "mean", validate_args: bool = True, **kwargs: Any) -> None:
+        R.check_pair_args(margin, reduction, validate_args)
+        super().__init__(reduction, validate_args, **kwargs)
+        self.margin = margin
+        self._add_config_key(margin=float(margin))
+
+    def update(  # type: ignore[override]
+        self, preds1: Tensor, preds2: Tensor, target: Tensor, sample_weight: Tensor | None = None
+    ) -> None:
+        """Add a batch of pairs, their +1/-1 targets and optional weights (see the class docstring for shapes)."""
+        self._accumulate(preds1, preds2, target, sample_weight)
+
+    def _plan(self, preds1: Tensor, preds2: Tensor, target: Tensor, sample_weight: Tensor | None = None) -> R.Plan:
+        type(self)._check_tensors(preds1, preds2, target, sample_weight, self.validate_args)
+        return type(self)._make_plan(preds1, preds2, target, sample_weight, margin=self.margin)
+
+
+class MarginRankingLoss(_PairLoss):
     r"""Margin ranking loss accumulated over batches: ``torch.nn.MarginRankingLoss`` with weights.
 
     .. math::
@@ -77,21 +104,8 @@ class MarginRankingLoss(_MeanOrSumLoss):
         tensor(0.3333, dtype=torch.float64)
     """
 
-    def __init__(self, margin: float = 0.0, reduction: str = "mean", validate_args: bool = True, **kwargs: Any) -> None:
-        R.check_pair_args(margin, reduction, validate_args)
-        super().__init__(reduction, validate_args, **kwargs)
-        self.margin = margin
-        self._add_config_key(margin=float(margin))
-
-    def update(  # type: ignore[override]
-        self, preds1: Tensor, preds2: Tensor, target: Tensor, sample_weight: Tensor | None = None
-    ) -> None:
-        """Add a batch of score pairs, their +1/-1 targets and optional weights."""
-        self._accumulate(preds1, preds2, target, sample_weight)
-
-    def _plan(self, preds1: Tensor, preds2: Tensor, target: Tensor, sample_weight: Tensor | None = None) -> R.Plan:
-        R._ranking_check_tensors(preds1, preds2, target, sample_weight, self.validate_args)
-        return R._ranking_plan(preds1, preds2, target, sample_weight, margin=self.margin)
+    _check_tensors = staticmethod(R._ranking_check_tensors)
+    _make_plan = staticmethod(R._ranking_plan)
 
 
 class TripletMarginLoss(_MeanOrSumLoss):
@@ -163,7 +177,7 @@ class TripletMarginLoss(_MeanOrSumLoss):
         )
 
 
-class CosineEmbeddingLoss(_MeanOrSumLoss):
+class CosineEmbeddingLoss(_PairLoss):
     r"""Cosine embedding loss accumulated over batches: ``torch.nn.CosineEmbeddingLoss`` with weights.
 
     .. math::
@@ -185,21 +199,8 @@ class CosineEmbeddingLoss(_MeanOrSumLoss):
         tensor(0.7500, dtype=torch.float64)
     """
 
-    def __init__(self, margin: float = 0.0, reduction: str = "mean", validate_args: bool = True, **kwargs: Any) -> None:
-        R.check_pair_args(margin, reduction, validate_args)
-        super().__init__(reduction, validate_args, **kwargs)
-        self.margin = margin
-        self._add_config_key(margin=float(margin))
-
-    def update(  # type: ignore[override]
-        self, preds1: Tensor, preds2: Tensor, target: Tensor, sample_weight: Tensor | None = None
-    ) -> None:
-        """Add a batch of embedding pairs (rows), their +1/-1 targets and optional weights."""
-        self._accumulate(preds1, preds2, target, sample_weight)
-
-    def _plan(self, preds1: Tensor, preds2: Tensor, target: Tensor, sample_weight: Tensor | None = None) -> R.Plan:
-        R._cosine_check_tensors(preds1, preds2, target, sample_weight, self.validate_args)
-        return R._cosine_plan(preds1, preds2, target, sample_weight, margin=self.margin)
+    _check_tensors = staticmethod(R._cosine_check_tensors)
+    _make_plan = staticmethod(R._cosine_plan)
 
 
 class MultilabelMarginLoss(_MeanOrSumLoss):

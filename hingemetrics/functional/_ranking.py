@@ -217,6 +217,20 @@ def mean_or_sum(loss_sum: Tensor, weight_sum: Tensor, reduction: str) -> Tensor:
     return _hinge_embedding_compute(loss_sum, weight_sum, reduction)
 
 
+def _pair_loss(
+    check: Callable[..., None],
+    plan: Callable[..., Plan],
+    inputs: tuple[Tensor, Tensor, Tensor, Tensor | None],
+    margin: float,
+    reduction: str,
+    validate_args: bool,
+) -> Tensor:
+    """The functional form of a pair loss: its arguments checked, its tensors checked, its plan reduced."""
+    check_pair_args(margin, reduction, validate_args)
+    check(*inputs, validate_args)
+    return mean_or_sum(*summed(plan(*inputs, margin=margin)), reduction)
+
+
 def _as_rows(x: Tensor) -> Tensor:
     """``(N, D)`` as it is, ``(D,)`` as one row ``(1, D)`` (a view)."""
     return x.unsqueeze(0) if x.dim() == 1 else x
@@ -301,9 +315,9 @@ def margin_ranking_loss(
         >>> margin_ranking_loss(x1, x2, torch.tensor([1, 1, -1]), margin=0.5)
         tensor(0.3333, dtype=torch.float64)
     """
-    check_pair_args(margin, reduction, validate_args)
-    _ranking_check_tensors(preds1, preds2, target, sample_weight, validate_args)
-    return mean_or_sum(*summed(_ranking_plan(preds1, preds2, target, sample_weight, margin=margin)), reduction)
+    return _pair_loss(
+        _ranking_check_tensors, _ranking_plan, (preds1, preds2, target, sample_weight), margin, reduction, validate_args
+    )
 
 
 # ---------------------------------------------------------------------------------------------- triplet margin
@@ -510,9 +524,9 @@ def cosine_embedding_loss(
         >>> cosine_embedding_loss(x1, x2, torch.tensor([1, -1]), margin=0.5)
         tensor(0.7500, dtype=torch.float64)
     """
-    check_pair_args(margin, reduction, validate_args)
-    _cosine_check_tensors(preds1, preds2, target, sample_weight, validate_args)
-    return mean_or_sum(*summed(_cosine_plan(preds1, preds2, target, sample_weight, margin=margin)), reduction)
+    return _pair_loss(
+        _cosine_check_tensors, _cosine_plan, (preds1, preds2, target, sample_weight), margin, reduction, validate_args
+    )
 
 
 # ------------------------------------------------------------------------------------------- multilabel margin
