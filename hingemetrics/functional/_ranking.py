@@ -375,7 +375,7 @@ def _triplet_plan(
     distance = _checked_distance(distance_function) if distance_function is not None else _pairwise(p, eps)
 
     def losses(block: Block) -> Tensor:
-        a, pos, neg = (as_scores(x[block]) if own else x[block].double() for x in rows)
+        a, pos, neg = [as_scores(x[block]) if own else x[block].double() for x in rows]
         to_negative = distance(a, neg).double()
         if swap:
             to_negative = torch.minimum(to_negative, distance(pos, neg).double())
