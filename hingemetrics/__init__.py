@@ -14,6 +14,7 @@ from hingemetrics._precision import StatePrecisionWarning
 from hingemetrics._ranking import CosineEmbeddingLoss, MarginRankingLoss, MultilabelMarginLoss, TripletMarginLoss
 from hingemetrics._sync import synced
 
+#: The version of this release of hingemetrics, as a string such as ``"0.1.0"``.
 __version__ = "0.1.0"
 
 __all__ = [

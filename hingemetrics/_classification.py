@@ -1,15 +1,18 @@
 """Stateful binary and multiclass hinge metrics, and the ``HingeLoss(task=...)`` dispatcher."""
 
+from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from hingemetrics import _precision as P
 from hingemetrics._base import SumStateMetric
 from hingemetrics._multilabel import MultilabelHingeLoss
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._binary import _binary_hinge_check_tensors, _binary_hinge_update
-from hingemetrics.functional._common import hinge_compute
+from hingemetrics.functional._common import STAT_DTYPE, hinge_compute
 from hingemetrics.functional._multiclass import _multiclass_hinge_check_tensors, _multiclass_hinge_update
 
 __all__ = ["BinaryHingeLoss", "HingeLoss", "MulticlassHingeLoss"]
@@ -22,7 +25,9 @@ class BinaryHingeLoss(SumStateMetric):
         \text{loss} = \frac{\sum_i w_i \max(0,\ m - y_i s_i)^p}{\sum_i w_i}
 
     with :math:`y_i = +1` where the target is 1 and :math:`-1` where it is 0 or -1, and :math:`p = 2` when
-    ``squared``. The state is the float64 pair (weighted loss sum, weight total).
+    ``squared``. The margin :math:`m` is any finite real number; ``margin=0`` is the perceptron loss
+    :math:`\max(0, -y_i s_i)` (optax's ``perceptron_loss``). The state is the float64 pair (weighted loss sum,
+    weight total).
 
     ``update(preds, target, sample_weight=None)`` takes float scores ``(N, ...)``, labels ``(N, ...)`` in {0, 1} or
     {-1, 1} (or bool), and optional non-negative weights shaped like ``target`` or ``(N,)``. ``compute()`` returns a
@@ -36,6 +41,9 @@ class BinaryHingeLoss(SumStateMetric):
         >>> metric.update(torch.tensor([0.1]), torch.tensor([1]))
         >>> metric.compute()
         tensor(0.9000, dtype=torch.float64)
+        >>> perceptron = BinaryHingeLoss(margin=0)
+        >>> perceptron(torch.tensor([0.5, 0.7, -0.1]), torch.tensor([0, 1, 1]))  # (0.5 + 0 + 0.1) / 3
+        tensor(0.2000, dtype=torch.float64)
     """
 
     loss_sum: Tensor
@@ -83,10 +91,12 @@ class BinaryHingeLoss(SumStateMetric):
 
 
 class MulticlassHingeLoss(SumStateMetric):
-    r"""Multiclass hinge loss (Crammer-Singer, one-vs-all or Weston-Watkins), accumulated over batches.
+    r"""Multiclass hinge loss (Crammer-Singer, categorical, one-vs-all or Weston-Watkins), accumulated over batches.
 
     .. math::
         \text{crammer-singer:}\quad \ell = \max\big(0,\ m - s_y + \max_{j \ne y} s_j\big)^p
+
+        \text{categorical:}\quad \ell = \max\big(0,\ m - s_y + \max(0, \max_{j \ne y} s_j)\big)^p
 
         \text{weston-watkins:}\quad \ell = \frac{1}{C} \sum_{j \ne y} \max(0,\ m - s_y + s_j)^p
 
@@ -97,6 +107,13 @@ class MulticlassHingeLoss(SumStateMetric):
     weighted mean: a float64 scalar, or a ``(C,)`` vector for one-vs-all. The state is the weighted loss sum (per
     class for one-vs-all) and the weight total. See :func:`hingemetrics.functional.multiclass_hinge_loss`.
 
+    ``margin`` is any finite real number (0: the perceptron loss, optax's ``multiclass_perceptron_loss`` for
+    Crammer-Singer). ``"categorical"`` is Keras' ``CategoricalHinge``. ``class_weight``, ``(C,)`` non-negative
+    weights (a tensor or a sequence), multiplies each sample's loss by the weight of its class, as
+    ``torch.nn.MultiMarginLoss(weight=...)`` does, and leaves the denominator (the number of samples, or the sum of
+    ``sample_weight``) alone. The class weights are read when the metric is built, become part of its configuration
+    (merges, checkpoints and syncs compare them) and are kept as a float64 buffer that moves with the metric.
+
     Example:
         >>> import torch
         >>> from hingemetrics import MulticlassHingeLoss
@@ -105,6 +122,9 @@ class MulticlassHingeLoss(SumStateMetric):
         ...                       [0.10, 0.30, 0.60], [0.90, 0.05, 0.05]])
         >>> metric(preds, torch.tensor([0, 1, 2, 0]))
         tensor([0.8750, 1.1250, 1.1000], dtype=torch.float64)
+        >>> weighted = MulticlassHingeLoss(3, multiclass_mode="weston-watkins", class_weight=[1.0, 1.0, 4.0])
+        >>> weighted(preds, torch.tensor([0, 1, 2, 0]))  # = torch.nn.MultiMarginLoss(weight=...)
+        tensor(0.8500, dtype=torch.float64)
     """
 
     loss_sum: Tensor
@@ -120,12 +140,14 @@ class MulticlassHingeLoss(SumStateMetric):
         *,
         margin: float = 1.0,
         normalization: str | None = None,
+        class_weight: Tensor | Sequence[float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         C.check_multiclass_args(
             num_classes, squared, multiclass_mode, ignore_index, validate_args, margin, normalization
         )
+        weights = C.check_class_weight(class_weight, num_classes, read_values=True)
         self.num_classes = num_classes
         self.squared = squared
         self.multiclass_mode = multiclass_mode
@@ -135,6 +157,12 @@ class MulticlassHingeLoss(SumStateMetric):
         self.normalization = normalization
         self._add_sum_state("loss_sum", (num_classes,) if multiclass_mode == "one-vs-all" else ())
         self._add_sum_state("weight_sum")
+        # a buffer, not a state: it moves with the metric (and keeps its float64) but is never summed or synced
+        self.register_buffer(
+            "class_weight", None if weights is None else weights.to(self.weight_sum.device), persistent=False
+        )
+        # the weights join the configuration only when given, so a metric without them keeps its old key
+        by_class = {} if weights is None else {"class_weight": tuple(weights.tolist())}
         self._add_config_key(
             num_classes=num_classes,
             margin=float(margin),
@@ -142,6 +170,7 @@ class MulticlassHingeLoss(SumStateMetric):
             multiclass_mode=multiclass_mode,
             ignore_index=ignore_index,
             normalization=normalization,
+            **by_class,
         )
 
     def _batch_statistics(self, preds: Tensor, target: Tensor, sample_weight: Tensor | None) -> tuple[Tensor, ...]:
@@ -159,11 +188,35 @@ class MulticlassHingeLoss(SumStateMetric):
             normalization=self.normalization,
             sample_weight=sample_weight,
             score_extrema=extrema,
+            class_weight=self._class_weights(),
         )
 
     def compute(self) -> Tensor:
         """The weighted mean hinge loss (per class for one-vs-all) since the last reset."""
         return hinge_compute(self.loss_sum, self.weight_sum)
+
+    def _class_weights(self) -> Tensor | None:
+        """The ``class_weight`` buffer: ``(C,)`` float64 on the metric's device, or None.
+
+        Read from the module's buffers, not declared on the class: torch 2.1's ``torch.jit.script`` cannot parse
+        a ``Tensor | None`` class annotation.
+        """
+        return self._buffers["class_weight"]
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> torch.nn.Module:
+        """Move (or cast) the metric as the base class does, then refill the class weights from the configuration.
+
+        The weights are written anew from the numbers recorded at construction, on the buffer's new device in
+        float64 (float32 on a device without it), whatever cast ``fn`` is: a move off the meta device has no values
+        to carry (the base class gives zeros there, an empty state), and ``set_dtype`` changes the states only.
+        """
+        out = super()._apply(fn, *args, **kwargs)
+        weights = self._class_weights()
+        if weights is not None and weights.device.type != "meta":
+            device = weights.device
+            dtype = P.state_dtype_for(device, STAT_DTYPE)
+            self.class_weight = torch.tensor(self._config_args["class_weight"], dtype=dtype, device=device)
+        return out
 
 
 class HingeLoss(Metric):
@@ -172,7 +225,8 @@ class HingeLoss(Metric):
     ``HingeLoss(task="binary", ...)`` builds a :class:`BinaryHingeLoss`, ``HingeLoss(task="multiclass",
     num_classes=C, ...)`` a :class:`MulticlassHingeLoss` and ``HingeLoss(task="multilabel", num_labels=L, ...)``
     a :class:`MultilabelHingeLoss`. The arguments are those of the task's class, in the same order as
-    torchmetrics' ``HingeLoss``; ``num_labels`` and ``average`` are keyword-only.
+    torchmetrics' ``HingeLoss``; ``num_labels``, ``average`` and ``class_weight`` (multiclass only) are
+    keyword-only.
 
     As torchmetrics' ``HingeLoss``, the class is a ``torchmetrics.Metric`` subclass whose constructor hands back an
     instance of the task's class, which is what ``update`` and ``compute`` run on.
@@ -200,9 +254,11 @@ class HingeLoss(Metric):
         normalization: str | None = None,
         num_labels: int | None = None,
         average: str = "macro",
+        class_weight: Tensor | Sequence[float] | None = None,
         **kwargs: Any,
     ) -> SumStateMetric:
         C.check_choice("task", task, C.TASKS)
+        C.check_class_weight_task(class_weight, task)
         common: dict[str, Any] = {"margin": margin, "normalization": normalization, **kwargs}
         if task == "binary":
             return BinaryHingeLoss(squared, ignore_index, validate_args, **common)
@@ -212,7 +268,9 @@ class HingeLoss(Metric):
             return MultilabelHingeLoss(num_labels, squared, average, ignore_index, validate_args, **common)
         if num_classes is None:
             raise ValueError("Expected `num_classes` (an int >= 2) for task='multiclass', but got None.")
-        return MulticlassHingeLoss(num_classes, squared, multiclass_mode, ignore_index, validate_args, **common)
+        return MulticlassHingeLoss(
+            num_classes, squared, multiclass_mode, ignore_index, validate_args, class_weight=class_weight, **common
+        )
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """Never runs: ``HingeLoss(task=...)`` returns the task's metric, whose ``update`` is used."""

@@ -149,7 +149,7 @@ class MarginDistribution(SumStateMetric):
             C.check_count("num_classes", num_classes)
         C.check_count("bins", bins)
         self.range = _check_range(range)
-        C.check_margin(margin)
+        C.check_margin(margin, positive=True)
         C.check_bool("validate_args", validate_args)
         self.task = task
         self.num_classes = num_classes if task == "multiclass" else None

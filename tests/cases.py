@@ -122,7 +122,8 @@ def _binary_case(name: str, weighted: bool = False, extra: tuple[int, ...] = (),
 
 def _multiclass_case(name: str, c: int, weighted: bool = False, extra: tuple[int, ...] = (), **kw: Any) -> Case:
     metric_kw = dict(kw)
-    oracle_kw = {k: metric_kw[k] for k in ("margin", "squared", "ignore_index", "normalization") if k in metric_kw}
+    names = ("margin", "squared", "ignore_index", "normalization", "class_weight")
+    oracle_kw = {k: metric_kw[k] for k in names if k in metric_kw}
     mode = metric_kw.get("multiclass_mode", "crammer-singer")
 
     def oracle(b: Batch) -> Any:
@@ -321,4 +322,18 @@ CASES: list[Case] = [
     _cosine_case("cosine-sum-weighted", weighted=True, reduction="sum"),
     _multilabel_margin_case("multilabel-margin-multi-hot", 4, "multi-hot"),
     _multilabel_margin_case("multilabel-margin-index-weighted", 5, "index", weighted=True, margin=0.5),
+    _binary_case("binary-perceptron", margin=0.0),
+    _multiclass_case("multiclass-cs-perceptron", 4, margin=0.0),
+    _multiclass_case("multiclass-ww-negative-margin", 4, multiclass_mode="weston-watkins", margin=-0.5),
+    _multiclass_case("multiclass-categorical", 3, multiclass_mode="categorical"),
+    _multiclass_case(
+        "multiclass-categorical-weighted", 3, weighted=True, squared=True, multiclass_mode="categorical", margin=0.5
+    ),
+    _multiclass_case(
+        "multiclass-ww-class-weight",
+        4,
+        weighted=True,
+        multiclass_mode="weston-watkins",
+        class_weight=(0.5, 2.0, 1.0, 0.0),
+    ),
 ]

@@ -65,8 +65,13 @@ def multiclass_hinge(
     weight=None,
     ignore_index=None,
     normalization=None,
+    class_weight=None,
 ):
-    """Weighted mean multiclass hinge; a (C,) array for one-vs-all. "softmax" squashes each sample's row."""
+    """Weighted mean multiclass hinge; a (C,) array for one-vs-all. "softmax" squashes each sample's row.
+
+    "categorical" is Keras' CategoricalHinge on the one-hot form of the label. ``class_weight`` multiplies a
+    sample's loss by its class's weight (torch's MultiMarginLoss ``weight``) and leaves the denominator alone.
+    """
     s, t = _rows(scores, target)
     if normalization == "softmax":
         s = np.array([_softmax(row) for row in s]).reshape(s.shape)
@@ -82,13 +87,20 @@ def multiclass_hinge(
             rival = max(row[j] for j in range(c) if j != label)
             loss = max(0.0, margin - row[label] + rival)
             loss = loss**2 if squared else loss
+        elif mode == "categorical":
+            one_hot = [1.0 if j == label else 0.0 for j in range(c)]
+            pos = sum(y * v for y, v in zip(one_hot, row))
+            neg = max((1.0 - y) * v for y, v in zip(one_hot, row))
+            loss = max(0.0, neg - pos + margin)
+            loss = loss**2 if squared else loss
         elif mode == "weston-watkins":
             terms = [max(0.0, margin - row[label] + row[j]) for j in range(c) if j != label]
             loss = sum(x**2 if squared else x for x in terms) / c
         else:
             loss = np.array([max(0.0, margin - (1.0 if j == label else -1.0) * row[j]) for j in range(c)])
             loss = loss**2 if squared else loss
-        num = num + wi * loss
+        scale = 1.0 if class_weight is None else float(class_weight[label])
+        num = num + wi * scale * loss
         den += wi
     return num / den if den else (np.full(c, np.nan) if mode == "one-vs-all" else float("nan"))
 

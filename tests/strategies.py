@@ -222,6 +222,31 @@ def multiclass_problems(
     return Problem("multiclass", kwargs, preds, target, weight, draw(cut_points(n)))
 
 
+#: Any finite margin, as the binary and multiclass hinges take: 0 (the perceptron), negative, positive.
+signed_margins = st.one_of(st.sampled_from([0.0, -0.5, -1.0, 0.5, 1.0]), st.floats(-3.0, 3.0))
+
+
+@st.composite
+def class_weights(draw: st.DrawFn, num_classes: int) -> tuple[float, ...] | None:
+    """None, or one non-negative weight per class (zeros included)."""
+    if draw(st.booleans()):
+        return None
+    return tuple(draw(st.lists(weight_values, min_size=num_classes, max_size=num_classes)))
+
+
+@st.composite
+def option_problems(draw: st.DrawFn, modes: tuple[str, ...] = (*MODES, "categorical")) -> Problem:
+    """A multiclass problem with the newer options: any mode (``"categorical"`` too), a margin of any sign, and
+    perhaps ``class_weight``."""
+    p = draw(multiclass_problems(draw(st.sampled_from(modes))))
+    kwargs = {
+        **p.kwargs,
+        "margin": draw(signed_margins),
+        "class_weight": draw(class_weights(p.kwargs["num_classes"])),
+    }
+    return p.with_(kwargs=kwargs)
+
+
 @st.composite
 def multilabel_problems(
     draw: st.DrawFn, allow_ignore: bool = True, weighted: bool = True, values: Values = MODERATE

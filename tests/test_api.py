@@ -15,7 +15,7 @@ SIGNATURES = {
     F.binary_hinge_loss: "preds, target, squared, ignore_index, validate_args, *, margin, normalization, sample_weight",
     F.multiclass_hinge_loss: (
         "preds, target, num_classes, squared, multiclass_mode, ignore_index, validate_args, "
-        "*, margin, normalization, sample_weight"
+        "*, margin, normalization, sample_weight, class_weight"
     ),
     F.multilabel_hinge_loss: (
         "preds, target, num_labels, squared, average, ignore_index, validate_args, "
@@ -24,11 +24,12 @@ SIGNATURES = {
     F.hinge_embedding_loss: "preds, target, margin, reduction, validate_args",
     F.hinge_loss: (
         "preds, target, task, num_classes, squared, multiclass_mode, ignore_index, validate_args, "
-        "*, margin, normalization, sample_weight, num_labels, average"
+        "*, margin, normalization, sample_weight, num_labels, average, class_weight"
     ),
     hingemetrics.BinaryHingeLoss: "squared, ignore_index, validate_args, *, margin, normalization, **kwargs",
     hingemetrics.MulticlassHingeLoss: (
-        "num_classes, squared, multiclass_mode, ignore_index, validate_args, *, margin, normalization, **kwargs"
+        "num_classes, squared, multiclass_mode, ignore_index, validate_args, *, margin, normalization, class_weight, "
+        "**kwargs"
     ),
     hingemetrics.MultilabelHingeLoss: (
         "num_labels, squared, average, ignore_index, validate_args, *, margin, normalization, **kwargs"

@@ -81,6 +81,18 @@ SETUPS = {
         partial(F.multilabel_margin_loss, num_labels=4, target_format="multi-hot"),
         CASE["multilabel-margin-multi-hot"],
     ),
+    "multiclass-class-weight": Setup(
+        partial(hm.MulticlassHingeLoss, 4, multiclass_mode="weston-watkins", class_weight=(0.5, 2.0, 1.0, 0.0)),
+        partial(
+            F.multiclass_hinge_loss, num_classes=4, multiclass_mode="weston-watkins", class_weight=(0.5, 2.0, 1.0, 0.0)
+        ),
+        CASE["multiclass-ww-class-weight"],
+    ),
+    "multiclass-categorical": Setup(
+        partial(hm.MulticlassHingeLoss, 3, multiclass_mode="categorical"),
+        partial(F.multiclass_hinge_loss, num_classes=3, multiclass_mode="categorical"),
+        CASE["multiclass-categorical"],
+    ),
     "task-multiclass": Setup(
         partial(hm.HingeLoss, "multiclass", 4),
         partial(F.hinge_loss, task="multiclass", num_classes=4),
@@ -202,6 +214,11 @@ BAD = [
     Bad("nan-class-scores", "multiclass", lambda: {"preds": nan_at(P24, 5), "target": Y2}, ValueError, FINITE.format("preds", "nan"), "values"),
     Bad("ignore-index-out-of-uint8-classes", "multiclass-ignore", lambda: {"preds": P24, "target": t(2, 0, dtype=torch.uint8)}, ValueError, IGNORE_FITS.format("torch.uint8", "[0, 255]", -1)),
     Bad("class-target-on-another-device", "multiclass", lambda: {"preds": P24, "target": Y2.to(META)}, ValueError, "Expected all inputs on the same device, but got `preds` on cpu, `target` on meta."),
+    Bad("class-weighted-class-out-of-range", "multiclass-class-weight", lambda: {"preds": P24, "target": t(4, 0)}, ValueError, "Expected `target` to hold class indices in [0, 3], but found 4.", "values"),
+    Bad("class-weighted-nan-scores", "multiclass-class-weight", lambda: {"preds": nan_at(P24, 2), "target": Y2}, ValueError, FINITE.format("preds", "nan"), "values"),
+    Bad("class-weighted-sample-weight-shape", "multiclass-class-weight", lambda: {"preds": P24, "target": Y2, "sample_weight": torch.ones(3)}, ValueError, WEIGHT_SHAPE.format("(2,)", "(3,)")),
+    Bad("categorical-too-many-classes", "multiclass-categorical", lambda: {"preds": P24, "target": Y2}, ValueError, "Expected `preds` to have shape (N, 3, ...) with the classes on dimension 1 (`num_classes`=3), but got (2, 4)."),
+    Bad("categorical-one-hot-with-two-ones", "multiclass-categorical", lambda: {"preds": P23, "target": t([0, 1, 1], [1, 0, 0])}, ValueError, ONE_HOT.format("[0, 1, 1]"), "values"),
     Bad("task-dispatch-too-many-classes", "task-multiclass", lambda: {"preds": torch.zeros(2, 5), "target": Y2}, ValueError, "Expected `preds` to have shape (N, 4, ...) with the classes on dimension 1 (`num_classes`=4), but got (2, 5)."),
     # -------------------------------------------------------------------------------------------- multilabel
     Bad("too-few-labels", "multilabel", lambda: {"preds": P23[:, :2], "target": Y23[:, :2]}, ValueError, "Expected `preds` to have shape (N, 3, ...) with the labels on dimension 1 (`num_labels`=3), but got (2, 2)."),
@@ -382,22 +399,26 @@ def task_both(*args: Any, **kw: Any) -> tuple[Callable[[], Any], Callable[[], An
     return (lambda: hm.HingeLoss(*args, **kw)), (lambda: F.hinge_loss(P24, Y2, *args, **kw))
 
 
-MARGIN_VALUE = "Expected `margin` to be a finite float > 0, but got {}."
+MARGIN_VALUE = "Expected `margin` to be a finite real number, but got {}."
+MARGIN_TYPE = "Expected `margin` to be a real number, but got {} of type {}."
+CLASS_WEIGHT_TYPE = (
+    "Expected `class_weight` to be None, a (4,) tensor or a sequence of 4 non-negative numbers, but got {}."
+)
+CLASS_WEIGHT_SHAPE = "Expected `class_weight` to have shape (4,) (one weight per class, `num_classes`=4), but got {}."
 COUNT = "Expected `{}` to be an int >= 2, but got {}."
-MODES = "('crammer-singer', 'one-vs-all', 'weston-watkins')"
-FINITE_MARGIN = "Expected `margin` to be a finite float, but got {}."
+MODES = "('crammer-singer', 'one-vs-all', 'weston-watkins', 'categorical')"
 P_VALUE = "Expected `p` to be a float > 0 (the order of the norm, inf for the largest), but got {}."
 
 # fmt: off
 BAD_ARGUMENTS = [
-    ("margin-zero", binary_both(margin=0.0), ValueError, MARGIN_VALUE.format("0.0")),
-    ("margin-negative", binary_both(margin=-1), ValueError, MARGIN_VALUE.format("-1")),
     ("margin-nan", binary_both(margin=float("nan")), ValueError, MARGIN_VALUE.format("nan")),
     ("margin-inf", binary_both(margin=float("inf")), ValueError, MARGIN_VALUE.format("inf")),
-    ("margin-str", binary_both(margin="1"), TypeError, "Expected `margin` to be a float > 0, but got '1' of type str."),
-    ("margin-bool", binary_both(margin=True), TypeError, "Expected `margin` to be a float > 0, but got True of type bool."),
-    ("margin-none", binary_both(margin=None), TypeError, "Expected `margin` to be a float > 0, but got None of type NoneType."),
-    ("margin-checked-without-validate-args", binary_both(margin=-0.5, validate_args=False), ValueError, MARGIN_VALUE.format("-0.5")),
+    ("margin-minus-inf", binary_both(margin=-float("inf")), ValueError, MARGIN_VALUE.format("-inf")),
+    ("margin-str", binary_both(margin="1"), TypeError, MARGIN_TYPE.format("'1'", "str")),
+    ("margin-bool", binary_both(margin=True), TypeError, MARGIN_TYPE.format("True", "bool")),
+    ("margin-none", binary_both(margin=None), TypeError, MARGIN_TYPE.format("None", "NoneType")),
+    ("margin-complex", binary_both(margin=1j), TypeError, MARGIN_TYPE.format("1j", "complex")),
+    ("margin-checked-without-validate-args", binary_both(margin=float("nan"), validate_args=False), ValueError, MARGIN_VALUE.format("nan")),
     ("squared-int", binary_both(squared=1), TypeError, "Expected `squared` to be a bool, but got 1 of type int."),
     ("validate-args-str", binary_both(validate_args="yes"), TypeError, "Expected `validate_args` to be a bool, but got 'yes' of type str."),
     ("ignore-index-float", binary_both(ignore_index=1.5), TypeError, "Expected `ignore_index` to be None or an int, but got 1.5 of type float."),
@@ -415,19 +436,33 @@ BAD_ARGUMENTS = [
     ("mode-unknown", multiclass_both(4, multiclass_mode="ovr"), ValueError, f"Expected `multiclass_mode` to be one of {MODES}, but got 'ovr'."),
     ("mode-wrong-case", multiclass_both(4, multiclass_mode="Crammer-Singer"), ValueError, f"Expected `multiclass_mode` to be one of {MODES}, but got 'Crammer-Singer'."),
     ("multiclass-normalization-sigmoid", multiclass_both(4, normalization="sigmoid"), ValueError, "Expected `normalization` to be one of (None, 'auto', 'softmax'), but got 'sigmoid'."),
-    ("multiclass-margin-negative", multiclass_both(4, margin=-2.0), ValueError, MARGIN_VALUE.format("-2.0")),
+    ("multiclass-margin-inf", multiclass_both(4, margin=float("inf")), ValueError, MARGIN_VALUE.format("inf")),
+    ("categorical-margin-nan", multiclass_both(4, multiclass_mode="categorical", margin=float("nan")), ValueError, MARGIN_VALUE.format("nan")),
+    ("class-weight-too-short", multiclass_both(4, class_weight=[1.0, 2.0, 3.0]), ValueError, CLASS_WEIGHT_SHAPE.format("(3,)")),
+    ("class-weight-2d-tensor", multiclass_both(4, class_weight=torch.ones(1, 4)), ValueError, CLASS_WEIGHT_SHAPE.format("(1, 4)")),
+    ("class-weight-scalar-tensor", multiclass_both(4, class_weight=torch.tensor(1.0)), ValueError, CLASS_WEIGHT_SHAPE.format("()")),
+    ("class-weight-negative", multiclass_both(4, class_weight=[1.0, -0.5, 1.0, 1.0]), ValueError, "Expected `class_weight` to be non-negative, but found -0.5."),
+    ("class-weight-negative-tensor", multiclass_both(4, multiclass_mode="weston-watkins", class_weight=t(1, 1, -2, 1)), ValueError, "Expected `class_weight` to be non-negative, but found -2.0."),
+    ("class-weight-nan", multiclass_both(4, class_weight=t(1.0, float("nan"), 1.0, 1.0)), ValueError, "Expected `class_weight` to hold only finite values, but found nan."),
+    ("class-weight-inf-sequence", multiclass_both(4, class_weight=(1, 1, float("inf"), 1)), ValueError, "Expected `class_weight` to hold only finite values, but found inf."),
+    ("class-weight-sequence-checked-without-validate-args", multiclass_both(4, class_weight=[1, 1, 1, -1], validate_args=False), ValueError, "Expected `class_weight` to be non-negative, but found -1.0."),
+    ("class-weight-str", multiclass_both(4, class_weight="1111"), TypeError, CLASS_WEIGHT_TYPE.format("str")),
+    ("class-weight-number", multiclass_both(4, class_weight=2.0), TypeError, CLASS_WEIGHT_TYPE.format("float")),
+    ("class-weight-bool-tensor", multiclass_both(4, class_weight=torch.ones(4, dtype=torch.bool)), TypeError, CLASS_WEIGHT_TYPE.format("a tensor of dtype torch.bool")),
+    ("class-weight-list-of-str", multiclass_both(4, class_weight=["1", "1", "1", "1"]), TypeError, CLASS_WEIGHT_TYPE.format("a list holding '1' of type str")),
+    ("class-weight-list-of-bool", multiclass_both(4, class_weight=[True, 1, 1, 1]), TypeError, CLASS_WEIGHT_TYPE.format("a list holding True of type bool")),
     ("num-labels-one", multilabel_both(1), ValueError, COUNT.format("num_labels", 1)),
     ("num-labels-float", multilabel_both(3.5), TypeError, "Expected `num_labels` to be an int >= 2, but got 3.5 of type float."),
     ("average-unknown", multilabel_both(3, average="weighted"), ValueError, "Expected `average` to be one of ('micro', 'macro', 'none'), but got 'weighted'."),
     ("average-none-object", multilabel_both(3, average=None), ValueError, "Expected `average` to be one of ('micro', 'macro', 'none'), but got None."),
     ("multilabel-normalization-softmax", multilabel_both(3, normalization="softmax"), ValueError, "Expected `normalization` to be one of (None, 'auto', 'sigmoid'), but got 'softmax'."),
-    ("embedding-margin-zero", embedding_both(margin=0), ValueError, MARGIN_VALUE.format("0")),
+    ("embedding-margin-nan", embedding_both(margin=float("nan")), ValueError, MARGIN_VALUE.format("nan")),
     ("reduction-unknown", embedding_both(reduction="none"), ValueError, "Expected `reduction` to be one of ('mean', 'sum'), but got 'none'."),
     ("embedding-validate-args-int", embedding_both(validate_args=0), TypeError, "Expected `validate_args` to be a bool, but got 0 of type int."),
-    ("ranking-margin-nan", ranking_both(margin=float("nan")), ValueError, FINITE_MARGIN.format("nan")),
-    ("ranking-margin-str", ranking_both(margin="0"), TypeError, "Expected `margin` to be a finite float, but got '0' of type str."),
+    ("ranking-margin-nan", ranking_both(margin=float("nan")), ValueError, MARGIN_VALUE.format("nan")),
+    ("ranking-margin-str", ranking_both(margin="0"), TypeError, MARGIN_TYPE.format("'0'", "str")),
     ("ranking-reduction-none", ranking_both(reduction="none"), ValueError, "Expected `reduction` to be one of ('mean', 'sum'), but got 'none'."),
-    ("triplet-margin-inf", triplet_both(margin=float("inf")), ValueError, FINITE_MARGIN.format("inf")),
+    ("triplet-margin-inf", triplet_both(margin=float("inf")), ValueError, MARGIN_VALUE.format("inf")),
     ("triplet-p-zero", triplet_both(p=0), ValueError, P_VALUE.format("0")),
     ("triplet-p-negative", triplet_both(p=-1.0), ValueError, P_VALUE.format("-1.0")),
     ("triplet-p-nan", triplet_both(p=float("nan")), ValueError, P_VALUE.format("nan")),
@@ -437,15 +472,18 @@ BAD_ARGUMENTS = [
     ("triplet-eps-bool", triplet_both(eps=False), TypeError, "Expected `eps` to be a float, but got False of type bool."),
     ("triplet-swap-int", triplet_both(swap=1), TypeError, "Expected `swap` to be a bool, but got 1 of type int."),
     ("triplet-distance-str", triplet_both(distance_function="euclidean"), TypeError, "Expected `distance_function` to be None or a callable of two (B, D) tensors returning (B,) distances, but got 'euclidean' of type str."),
-    ("cosine-margin-nan", cosine_both(margin=float("nan")), ValueError, FINITE_MARGIN.format("nan")),
+    ("cosine-margin-nan", cosine_both(margin=float("nan")), ValueError, MARGIN_VALUE.format("nan")),
     ("cosine-validate-args-none", cosine_both(validate_args=None), TypeError, "Expected `validate_args` to be a bool, but got None of type NoneType."),
     ("multilabel-margin-num-labels-one", multilabel_margin_both(1), ValueError, COUNT.format("num_labels", 1)),
-    ("multilabel-margin-margin-inf", multilabel_margin_both(4, margin=float("-inf")), ValueError, FINITE_MARGIN.format("-inf")),
+    ("multilabel-margin-margin-inf", multilabel_margin_both(4, margin=float("-inf")), ValueError, MARGIN_VALUE.format("-inf")),
     ("multilabel-margin-target-format", multilabel_margin_both(4, target_format="one-hot"), ValueError, "Expected `target_format` to be one of ('auto', 'multi-hot', 'index'), but got 'one-hot'."),
     ("task-unknown", task_both("regression"), ValueError, "Expected `task` to be one of ('binary', 'multiclass', 'multilabel'), but got 'regression'."),
     ("task-multiclass-without-num-classes", task_both("multiclass"), ValueError, "Expected `num_classes` (an int >= 2) for task='multiclass', but got None."),
     ("task-multilabel-without-num-labels", task_both("multilabel"), ValueError, "Expected `num_labels` (an int >= 2) for task='multilabel', but got None."),
     ("task-multiclass-one-class", task_both("multiclass", 1), ValueError, COUNT.format("num_classes", 1)),
+    ("task-binary-class-weight", task_both("binary", class_weight=[1.0, 1.0]), ValueError, "Expected `class_weight` only with task='multiclass' (one weight per class), but got it with task='binary'."),
+    ("task-multilabel-class-weight", task_both("multilabel", num_labels=4, class_weight=[1.0, 1.0]), ValueError, "Expected `class_weight` only with task='multiclass' (one weight per class), but got it with task='multilabel'."),
+    ("task-multiclass-class-weight-shape", task_both("multiclass", 4, class_weight=[1.0]), ValueError, CLASS_WEIGHT_SHAPE.format("(1,)")),
 ]
 # fmt: on
 
@@ -481,6 +519,7 @@ def test_the_argument_table_covers_every_argument():
         "swap",
         "distance_function",
         "target_format",
+        "class_weight",
     }
 
 

@@ -182,6 +182,7 @@ def test_the_memory_cases_cover_every_metric_option_and_layout():
         assert name in names
     for name in ("multilabel (N, L)", "multilabel (N, L, H, W)", "HingeEmbeddingLoss"):
         assert name in names
+    assert {"multiclass categorical, (N, C)", "multiclass weston-watkins, class weights"} <= set(names)
     assert {"MarginDistribution binary", "MarginDistribution multiclass"} <= set(names)
     layouts = {
         "(N, C, H, W)": lambda p: p.dim() == 4 and p.is_contiguous(),

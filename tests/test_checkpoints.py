@@ -196,8 +196,25 @@ OTHER_CONFIGURATIONS = [
     ),
     (lambda: hm.HingeEmbeddingLoss(margin=0.5), lambda: hm.HingeEmbeddingLoss(margin=1.5), "margin", 0.5, 1.5),
     (lambda: hm.MarginDistribution(bins=8), lambda: hm.MarginDistribution(bins=8, margin=0.5), "margin", 1.0, 0.5),
+    (
+        lambda: hm.MulticlassHingeLoss(3, class_weight=[1.0, 2.0, 1.0]),
+        lambda: hm.MulticlassHingeLoss(3, class_weight=torch.tensor([1.0, 3.0, 1.0])),
+        "class_weight",
+        (1.0, 2.0, 1.0),
+        (1.0, 3.0, 1.0),
+    ),
+    (lambda: hm.BinaryHingeLoss(), lambda: hm.BinaryHingeLoss(margin=0), "margin", 1.0, 0.0),
 ]
-IDS = ["binary-margin", "binary-squared", "multiclass-mode", "multilabel-ignore", "embedding-margin", "margins"]
+IDS = [
+    "binary-margin",
+    "binary-squared",
+    "multiclass-mode",
+    "multilabel-ignore",
+    "embedding-margin",
+    "margins",
+    "multiclass-class-weight",
+    "binary-perceptron",
+]
 
 
 def _describe(metric) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import pytest
 import torch
@@ -134,6 +135,20 @@ for _mode in ("crammer-singer", "one-vs-all", "weston-watkins"):
     )
 METRICS += [
     (
+        "multiclass-categorical-class-weight",
+        lambda v: hm.MulticlassHingeLoss(
+            5, multiclass_mode="categorical", ignore_index=-100, validate_args=v, class_weight=[1, 2, 3, 4, 5]
+        ),
+        _multiclass_batch,
+    ),
+    (
+        "multiclass-weston-watkins-class-weight-negative-margin",
+        lambda v: hm.MulticlassHingeLoss(
+            5, True, "weston-watkins", -100, v, margin=-0.5, class_weight=[0.5, 1, 1, 1, 2]
+        ),
+        _multiclass_batch,
+    ),
+    (
         "multilabel-auto-ignore",
         lambda v: hm.MultilabelHingeLoss(4, ignore_index=-100, validate_args=v, normalization="auto"),
         _multilabel_batch,
@@ -229,18 +244,23 @@ def _binary_kernel(preds, target, sample_weight):
     )
 
 
-def _multiclass_kernel(mode: str, normalization: str | None) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+def _multiclass_kernel(
+    mode: str, normalization: str | None, **options: Any
+) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """The multiclass update as a function of the batch; ``options`` replace the margin and squaring or add
+    ``class_weight``."""
+    settings = {"margin": 1.0, "squared": True, **options}
+
     def kernel(preds, target, sample_weight):
         return _multiclass_hinge_update(
             preds,
             target,
             num_classes=5,
-            margin=1.0,
-            squared=True,
             multiclass_mode=mode,
             ignore_index=-100,
             normalization=normalization,
             sample_weight=sample_weight,
+            **settings,
         )
 
     return kernel
@@ -279,6 +299,13 @@ COMPILED = [
     ("multilabel-auto-ignore", _multilabel_kernel, _multilabel_batch),
     ("multilabel-margin-auto-index", _multilabel_margin_kernel, partial(_multilabel_margin_batch, index=True)),
     ("triplet-p1-swap-weighted", _triplet_kernel, _triplet_batch),
+    (
+        "multiclass-categorical-class-weight-raw",
+        _multiclass_kernel(
+            "categorical", None, margin=0.0, squared=False, class_weight=torch.tensor([1.0, 2.0, 0.5, 0.0, 1.0])
+        ),
+        _multiclass_batch,
+    ),
 ]
 
 

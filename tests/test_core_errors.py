@@ -13,8 +13,8 @@ from hingemetrics.functional import binary_hinge_loss, hinge_loss, multiclass_hi
     ("factory", "error", "message"),
     [
         (lambda: hm.BinaryHingeLoss(squared=1), TypeError, "Expected `squared` to be a bool, but got 1"),
-        (lambda: hm.BinaryHingeLoss(margin=0.0), ValueError, "Expected `margin` to be a finite float > 0, but got 0.0"),
-        (lambda: hm.BinaryHingeLoss(margin=float("inf")), ValueError, "finite float > 0, but got inf"),
+        (lambda: hm.BinaryHingeLoss(margin=float("nan")), ValueError, "Expected `margin` to be a finite real number"),
+        (lambda: hm.BinaryHingeLoss(margin=float("inf")), ValueError, "finite real number, but got inf"),
         (lambda: hm.BinaryHingeLoss(normalization="softmax"), ValueError, "`normalization` to be one of"),
         (lambda: hm.BinaryHingeLoss(ignore_index=1.5), TypeError, "`ignore_index` to be None or an int"),
         (lambda: hm.MulticlassHingeLoss(1), ValueError, "Expected `num_classes` to be an int >= 2, but got 1."),
@@ -24,7 +24,7 @@ from hingemetrics.functional import binary_hinge_loss, hinge_loss, multiclass_hi
         (lambda: hm.HingeLoss("regression"), ValueError, "Expected `task` to be one of"),
         (lambda: hm.HingeLoss("multiclass"), ValueError, "Expected `num_classes`"),
         # constructor arguments are checked even when tensor validation is off
-        (lambda: hm.BinaryHingeLoss(validate_args=False, margin=-1.0), ValueError, "`margin`"),
+        (lambda: hm.BinaryHingeLoss(validate_args=False, margin=-float("inf")), ValueError, "`margin`"),
     ],
 )
 def test_bad_constructor_arguments(factory, error, message):

@@ -32,12 +32,12 @@ ALL_REDUCE = "c10d.allreduce_.default"
 ALL_GATHER = "c10d.allgather_.default"
 DIGEST = (4,)  # the agreement check gathers a 32-byte digest as 4 int64
 TORCHRUN_TIMEOUT = 150
-# The README script ends with destroy_process_group(), which on torch 2.1 deadlocks now and then: the gloo group's
+# The docs' script ends with destroy_process_group(), which on torch 2.1 deadlocks now and then: the gloo group's
 # destructor waits for its worker threads while holding the GIL that a worker needs to free the tensors of the
-# last collective. (The demo's ranks leave without it; the README states the limitation.)
+# last collective. (The demo's ranks leave without it; docs/guides/reliability.md states the limitation.)
 README_SCRIPT_CAN_HANG = pytest.mark.skipif(
     torch.__version__ < "2.2",
-    reason=f"torch {torch.__version__}: destroy_process_group() can deadlock at the end of the README script",
+    reason=f"torch {torch.__version__}: destroy_process_group() can deadlock at the end of the docs' script",
 )
 
 
@@ -253,12 +253,12 @@ def test_padded_duplicates_change_the_value_without_the_weights(dist_run):
 
 
 def _readme_script(tmp_path: Path) -> Path:
-    """The first Python block of the README's "Distributed evaluation" section, written to a file."""
-    text = (REPO / "README.md").read_text()
-    section = text.split("\n## Distributed evaluation", 1)
-    assert len(section) == 2, "README.md has no '## Distributed evaluation' section"
+    """The first Python block of the docs' "Distributed evaluation" guide (the README links to it), as a file."""
+    text = (REPO / "docs" / "guides" / "distributed.md").read_text()
+    section = text.split("\n## A complete example", 1)
+    assert len(section) == 2, "docs/guides/distributed.md has no '## A complete example' section"
     match = re.search(r"```python\n(.*?)```", section[1], re.S)
-    assert match, "the README's distributed section has no python block"
+    assert match, "the distributed guide's complete example has no python block"
     script = tmp_path / "evaluate.py"
     script.write_text(match.group(1))
     return script

@@ -180,7 +180,7 @@ def test_hinge_embedding_rejects_the_original_examples_random_float_targets():
         (lambda: hm.MultilabelHingeLoss(3, average="weighted"), ValueError, "Expected `average` to be one of"),
         (lambda: hm.MultilabelHingeLoss(3, normalization="softmax"), ValueError, "`normalization` to be one of"),
         (lambda: hm.HingeEmbeddingLoss(reduction="none"), ValueError, "Expected `reduction` to be one of"),
-        (lambda: hm.HingeEmbeddingLoss(margin=0), ValueError, "Expected `margin` to be a finite float > 0"),
+        (lambda: hm.HingeEmbeddingLoss(margin=float("nan")), ValueError, "Expected `margin` to be a finite real"),
         (
             lambda: multilabel_hinge_loss(torch.randn(4, 3), torch.randint(0, 2, (4, 3)), 2),
             ValueError,

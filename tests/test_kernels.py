@@ -276,6 +276,12 @@ MEMORY_CASES = [
         (1 << 19, 10),
         10,
     ),
+    (
+        "categorical-class-weight",
+        lambda: hm.MulticlassHingeLoss(10, multiclass_mode="categorical", class_weight=[1.0] * 5 + [2.0] * 5),
+        (1 << 19, 10),
+        10,
+    ),
 ]
 
 
@@ -311,7 +317,7 @@ def test_an_update_never_writes_into_its_inputs(case, dtype, tiny_chunks):
 
 
 @pytest.mark.parametrize("normalization", [None, "auto", "softmax"])
-@pytest.mark.parametrize("mode", ["crammer-singer", "one-vs-all", "weston-watkins"])
+@pytest.mark.parametrize("mode", ["crammer-singer", "one-vs-all", "weston-watkins", "categorical"])
 def test_a_multiclass_update_never_writes_into_float64_scores(mode, normalization):
     preds = torch.randn(30, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     target = torch.arange(30) % 4
@@ -438,7 +444,7 @@ IMAGE_METRICS = [
     *[
         (f"{family}-{mode}", family, mode)
         for family in ("multiclass", "one-hot")
-        for mode in ("crammer-singer", "one-vs-all", "weston-watkins")
+        for mode in ("crammer-singer", "one-vs-all", "weston-watkins", "categorical")
     ],
     ("multilabel", "multilabel", None),
 ]

@@ -291,16 +291,15 @@ def test_metric_collection_passes_plot_labels_through():
     assert len(axes["cs"].get_lines()) == 1 and axes["cs"].get_legend() is None
 
 
-def test_the_readme_plotting_examples_run(tmp_path, monkeypatch):
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = text.split("\n## Plotting\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+def test_the_plotting_guide_examples_run(tmp_path, monkeypatch):
+    guide = Path(__file__).resolve().parents[1] / "docs" / "guides" / "plotting.md"
+    blocks = re.findall(r"```python\n(.*?)```", guide.read_text(), re.DOTALL)
     assert len(blocks) == 2
     monkeypatch.chdir(tmp_path)
     spaces = []
     for block in blocks:
         namespace: dict = {}
-        exec(compile(block, "README.md", "exec"), namespace)
+        exec(compile(block, str(guide), "exec"), namespace)
         assert namespace["ax"].get_figure() is namespace["fig"]
         spaces.append(namespace)
     history, margins = spaces

@@ -322,3 +322,33 @@ def test_ignored_elements_count_as_zero_weight(name, data):
         kwargs={**p.kwargs, "ignore_index": None},
     )
     assert_same(streamed(dropped), streamed(p), p)
+
+
+# ------------------------------------------------------------------ newer options: margins, categorical, weights
+@given(p=S.option_problems())
+def test_any_margin_the_categorical_mode_and_class_weights_match_the_reference(p):
+    want = expected(p)
+    assert_close(streamed(p), want)
+    assert_close(functional(p), want)
+
+
+@given(p=S.option_problems(modes=("crammer-singer",)))
+def test_categorical_is_never_below_crammer_singer(p):
+    """Keras' rival is max(0, best rival) >= the best rival, so its loss is at least Crammer-Singer's, equal
+    wherever the best rival is >= 0 (always on probabilities)."""
+    categorical = functional(p.with_(kwargs={**p.kwargs, "multiclass_mode": "categorical"}))
+    crammer_singer = functional(p)
+    if p.kwargs["normalization"] == "softmax":
+        assert_same(categorical, crammer_singer, p)
+    else:
+        assert bool(torch.isnan(crammer_singer)) or categorical >= crammer_singer
+
+
+@given(p=S.option_problems(), exponent=st.integers(-20, 20))
+def test_scaling_the_class_weights_scales_the_loss(p, exponent):
+    """A power of two scales every product exactly, and the denominator holds no class weight."""
+    weights = p.kwargs["class_weight"] or (1.0,) * p.kwargs["num_classes"]
+    scaled = p.with_(kwargs={**p.kwargs, "class_weight": tuple(w * 2.0**exponent for w in weights)})
+    ratio = functional(scaled) / functional(p.with_(kwargs={**p.kwargs, "class_weight": weights}))
+    finite = ratio[torch.isfinite(ratio)]
+    np.testing.assert_allclose(finite.numpy(), 2.0**exponent, rtol=1e-12)

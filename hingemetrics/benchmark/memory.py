@@ -174,6 +174,18 @@ def memory_cases() -> list[MemoryCase]:
             lambda v: hm.MulticlassHingeLoss(CLASSES, squared=True, normalization="softmax", validate_args=v),
             _classes("plain"),
         ),
+        MemoryCase(
+            "multiclass categorical, (N, C)",
+            lambda v: hm.MulticlassHingeLoss(CLASSES, multiclass_mode="categorical", validate_args=v),
+            _classes("plain"),
+        ),
+        MemoryCase(
+            "multiclass weston-watkins, class weights",
+            lambda v: hm.MulticlassHingeLoss(
+                CLASSES, multiclass_mode="weston-watkins", class_weight=range(1, CLASSES + 1), validate_args=v
+            ),
+            _classes("weights"),
+        ),
         MemoryCase("multilabel (N, L)", lambda v: hm.MultilabelHingeLoss(CLASSES, validate_args=v), _labels(False)),
         MemoryCase(
             "multilabel (N, L, H, W)", lambda v: hm.MultilabelHingeLoss(CLASSES, validate_args=v), _labels(True)

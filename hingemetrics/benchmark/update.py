@@ -580,7 +580,7 @@ def plain_table(lines: Sequence[Sequence[str]]) -> str:
 
 
 def format_markdown(rows: Sequence[Row]) -> str:
-    """A Markdown table for the README: one line per case, validation on and off side by side."""
+    """A Markdown table for the performance guide: one line per case, validation on and off side by side."""
     lines = [
         "| case | elements | baseline | validate on: hm / baseline (ms) | speed-up | validate off: hm / baseline (ms) "
         "| speed-up | forward speed-up, on / off | hm / floor (off) | temp memory, hm / baseline |",
@@ -653,7 +653,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--markdown", action="store_true", help="print a Markdown table (as in the README)")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table (as in the performance guide)")
     parser.add_argument("--quick", action="store_true", help="sizes divided by 100, for a first look and the tests")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per figure (default 15, quick 3)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs of every job first (default 2)")

@@ -191,7 +191,8 @@ def binary_hinge_loss(
         \text{loss} = \frac{\sum_i w_i \ell_i}{\sum_i w_i}
 
     with :math:`y_i = +1` where the target is 1 and :math:`-1` where it is 0 or -1, :math:`p = 2` when
-    ``squared`` else 1, and :math:`w_i = 1` without ``sample_weight``.
+    ``squared`` else 1, and :math:`w_i = 1` without ``sample_weight``. With ``margin=0`` this is the perceptron loss
+    :math:`\max(0, -y_i s_i)`, optax's ``perceptron_loss``.
 
     Args:
         preds: float tensor ``(N, ...)`` of scores. With ``normalization=None`` (the default) these are raw
@@ -206,7 +207,9 @@ def binary_hinge_loss(
             together) apart from ``ignore_index``. Types, shapes and devices are checked either way. Without it a
             target counts as positive where it is > 0 and negative elsewhere, and NaN reaches the result. Meta
             tensors hold no values to check: ``validate_args=True`` on them is refused with a ``ValueError``.
-        margin: the margin :math:`m > 0`.
+        margin: the margin :math:`m`, any finite real number: 0 gives the perceptron loss, a negative margin
+            forgives a wrong-side score up to :math:`|m|`. With ``normalization="sigmoid"`` the scores lie in
+            (0, 1), so a margin <= -1 makes every loss 0.
         normalization: ``None`` for raw scores, ``"sigmoid"`` to always squash the scores, ``"auto"`` to squash a
             batch when any counted value is outside [0, 1] (torchmetrics' behaviour).
         sample_weight: non-negative weights shaped like ``target``, or ``(N,)`` for one weight per sample.
@@ -224,6 +227,8 @@ def binary_hinge_loss(
         tensor(0.9000, dtype=torch.float64)
         >>> binary_hinge_loss(torch.tensor([2.0, -0.5]), torch.tensor([1, -1]), squared=True)
         tensor(0.1250, dtype=torch.float64)
+        >>> binary_hinge_loss(torch.tensor([2.0, -0.5, 0.3]), torch.tensor([1, 1, 0]), margin=0)  # perceptron
+        tensor(0.2667, dtype=torch.float64)
     """
     C.check_binary_args(squared, ignore_index, validate_args, margin, normalization)
     extrema = _binary_hinge_check_tensors(preds, target, sample_weight, ignore_index, validate_args)

@@ -27,7 +27,7 @@ __all__: list[str] = []
 
 BINARY_NORMALIZATIONS = (None, "auto", "sigmoid")
 MULTICLASS_NORMALIZATIONS = (None, "auto", "softmax")
-MULTICLASS_MODES = ("crammer-singer", "one-vs-all", "weston-watkins")
+MULTICLASS_MODES = ("crammer-singer", "one-vs-all", "weston-watkins", "categorical")
 TASKS = ("binary", "multiclass", "multilabel")
 
 
@@ -38,12 +38,69 @@ def check_bool(name: str, value: Any) -> None:
         raise TypeError(f"Expected `{name}` to be a bool, but got {value!r} of type {type(value).__name__}.")
 
 
-def check_margin(margin: Any) -> None:
-    """Require a finite real number > 0."""
+def check_margin(margin: Any, positive: bool = False) -> None:
+    """Require a finite real number (> 0 with ``positive``).
+
+    A hinge loss takes any finite margin, as torch.nn's margin losses do: 0 is the perceptron loss, a negative
+    margin forgives violations up to ``|m|``. NaN and infinity are refused: every loss would be NaN or infinite.
+    """
+    wanted = "a finite float > 0" if positive else "a finite real number"
     if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
-        raise TypeError(f"Expected `margin` to be a float > 0, but got {margin!r} of type {type(margin).__name__}.")
-    if not math.isfinite(margin) or margin <= 0:
-        raise ValueError(f"Expected `margin` to be a finite float > 0, but got {margin!r}.")
+        kind = "a float > 0" if positive else "a real number"
+        raise TypeError(f"Expected `margin` to be {kind}, but got {margin!r} of type {type(margin).__name__}.")
+    if not math.isfinite(margin) or (positive and margin <= 0):
+        raise ValueError(f"Expected `margin` to be {wanted}, but got {margin!r}.")
+
+
+def check_class_weight_task(class_weight: Any, task: str) -> None:
+    """Refuse ``class_weight`` for a task other than multiclass, where no class picks a weight."""
+    if class_weight is not None and task != "multiclass":
+        raise ValueError(
+            f"Expected `class_weight` only with task='multiclass' (one weight per class), but got it with "
+            f"task={task!r}."
+        )
+
+
+def check_class_weight(class_weight: Any, num_classes: int, read_values: bool) -> Tensor | None:
+    """Require None, or ``(C,)`` class weights (a real tensor or a sequence of numbers); return them as float64.
+
+    A tensor keeps its device. Its values (finite, non-negative) are read only with ``read_values``: reading a
+    tensor on an accelerator synchronises with it. A sequence lives on the host, so its values are always checked.
+    """
+    if class_weight is None:
+        return None
+    expected = f"None, a ({num_classes},) tensor or a sequence of {num_classes} non-negative numbers"
+    if isinstance(class_weight, Tensor):
+        if class_weight.is_complex() or class_weight.dtype == torch.bool:
+            raise TypeError(
+                f"Expected `class_weight` to be {expected}, but got a tensor of dtype {class_weight.dtype}."
+            )
+        weights = class_weight.to(torch.float64)
+    elif isinstance(class_weight, Sequence) and not isinstance(class_weight, str):
+        bad = [w for w in class_weight if isinstance(w, bool) or not isinstance(w, numbers.Real)]
+        if bad:
+            raise TypeError(
+                f"Expected `class_weight` to be {expected}, but got a {type(class_weight).__name__} holding "
+                f"{bad[0]!r} of type {type(bad[0]).__name__}."
+            )
+        # on the host, whatever the default device: the numbers are host data
+        weights = torch.tensor([float(w) for w in class_weight], dtype=torch.float64, device="cpu")
+        read_values = True
+    else:
+        raise TypeError(f"Expected `class_weight` to be {expected}, but got {type(class_weight).__name__}.")
+    if tuple(weights.shape) != (num_classes,):
+        raise ValueError(
+            f"Expected `class_weight` to have shape ({num_classes},) (one weight per class, `num_classes`="
+            f"{num_classes}), but got {tuple(weights.shape)}."
+        )
+    if read_values:
+        if weights.device.type == "meta":
+            raise ValueError("Expected `class_weight` to hold values to check, but got a meta tensor.")
+        if not bool(torch.isfinite(weights).all()):
+            raise_not_finite("class_weight", weights)
+        if bool((weights < 0).any()):
+            raise ValueError(f"Expected `class_weight` to be non-negative, but found {weights[weights < 0][0].item()}.")
+    return weights
 
 
 def check_ignore_index(ignore_index: Any) -> None:

@@ -117,7 +117,7 @@ def hinge_embedding_loss(
         preds: float tensor of any shape: the inputs :math:`x`.
         target: tensor of the same shape with values 1 and -1. torch accepts any value silently; here anything
             else is an error under ``validate_args``.
-        margin: the margin :math:`m > 0`.
+        margin: the margin :math:`m`, any finite real number (as in torch, which takes any margin).
         reduction: ``"mean"`` or ``"sum"``.
         validate_args: check the values, which reads data back to the host: no NaN or infinity in ``preds``,
             targets 1 or -1 only. Types, shapes and devices are checked either way. Without it a target counts as

@@ -1,9 +1,9 @@
-"""Multiclass hinge losses (Crammer-Singer, one-vs-all, Weston-Watkins): functional form and shared helpers."""
+"""Multiclass hinge losses (Crammer-Singer, categorical, one-vs-all, Weston-Watkins): functional form and helpers."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -110,6 +110,7 @@ def _multiclass_hinge_update(
     normalization: str | None,
     sample_weight: Tensor | None,
     score_extrema: C.Extrema = None,
+    class_weight: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Summed statistics of one batch: ``(sum of w * loss, sum of w)`` in float64.
 
@@ -117,7 +118,9 @@ def _multiclass_hinge_update(
     ``(N, C, ...)`` sample, its positions) are reduced in chunks taken from the inputs as they lie in memory (see
     :func:`~hingemetrics.functional._common.index_blocks`), and nothing is read back to the host.
     ``score_extrema``, the ``(min, max)`` of all of ``preds`` as the value checks read it, settles ``"auto"`` on
-    the host, unless ``ignore_index`` leaves some rows out of the decision.
+    the host, unless ``ignore_index`` leaves some rows out of the decision. ``class_weight``, ``(C,)`` weights on
+    the scores' device (any float dtype), multiplies each sample's loss by the weight of its class; it is not part
+    of ``w``, so the weight total is the same with or without it.
     """
     if ignore_index is None or _is_one_hot(preds, target):
         normalization = settle_auto(normalization, score_extrema, "softmax")
@@ -143,7 +146,8 @@ def _multiclass_hinge_update(
     # Float64 where float32 could overflow, underflow or lose the margin: squared losses, a margin beyond float32,
     # and the Crammer-Singer difference of two raw scores; the (B, C) chunk itself stays float32. Weights multiply
     # in float64 (weighted_sums), so a loss does not depend on whether it is weighted.
-    widen = squared or (multiclass_mode == "crammer-singer" and normalization is None)
+    rival_based = multiclass_mode in ("crammer-singer", "categorical")
+    widen = squared or (rival_based and normalization is None)
     dtype = loss_dtype(preds.dtype, margin, widen)
 
     def block_sums(block: Block) -> tuple[Tensor, Tensor | None]:
@@ -153,12 +157,15 @@ def _multiclass_hinge_update(
             column = torch.where(valid, column, 0)  # any in-range class will do: these rows get weight 0
         column = column.unsqueeze(1)
         scores = as_scores(take(preds, block, True))
-        if multiclass_mode == "crammer-singer":
-            loss = _crammer_singer(scores, column, margin, squared, normalization, outside, dtype)
+        if rival_based:
+            categorical = multiclass_mode == "categorical"
+            loss = _crammer_singer(scores, column, margin, squared, normalization, outside, dtype, categorical)
         elif multiclass_mode == "one-vs-all":
             loss = _one_vs_all(squash(scores, normalization, outside, dim=1), column, margin, squared, dtype)
         else:
             loss = _weston_watkins(squash(scores, normalization, outside, dim=1), column, margin, squared)
+        if class_weight is not None:
+            loss = by_class_weight(loss, class_weight, column)
         if not per_row:
             return column_sums(loss), None
         weight = None if sample_weight is None else take_weight(sample_weight, block, index_shape)
@@ -181,6 +188,12 @@ def _counted_rows(preds: Tensor, labels_of: Callable[[Block], Tensor], ignore_in
     return counted
 
 
+def by_class_weight(loss: Tensor, class_weight: Tensor, column: Tensor) -> Tensor:
+    """``(B,)`` or ``(B, C)`` losses times the weight of each row's class (``(B, 1)`` indices), in float64."""
+    scale = class_weight.to(STAT_DTYPE).index_select(0, column.squeeze(1))
+    return loss.to(STAT_DTYPE) * (scale if loss.dim() == 1 else scale.unsqueeze(1))
+
+
 def true_and_rival(scores: Tensor, column: Tensor) -> tuple[Tensor, Tensor]:
     """``(s_y, max_{j != y} s_j)`` of ``(B, C)`` scores and ``(B, 1)`` class indices, both ``(B,)``."""
     true_score = scores.gather(1, column).squeeze(1)
@@ -196,8 +209,13 @@ def _crammer_singer(
     normalization: str | None,
     outside: Tensor | None,
     dtype: torch.dtype,
+    categorical: bool = False,
 ) -> Tensor:
     r"""``(B,)`` losses ``max(0, m - s_y + max_{j != y} s_j)^p`` of a chunk of ``(B, C)`` raw scores, in ``dtype``.
+
+    With ``categorical`` (Keras' categorical hinge) the best rival is ``max(0, max_{j != y} s_j)``: the rivals' max
+    also sees a 0 from the true class. Probabilities are never negative, so on normalized scores the two agree and
+    only the raw scores take the extra ``max``.
 
     Softmax keeps the order of a row's scores, so only the two scores in the formula are normalized, and the
     ``(B, C)`` softmax is never formed. With :math:`d = s_y - r` (``r`` the best rival), :math:`t` the larger of
@@ -212,8 +230,9 @@ def _crammer_singer(
     whose difference float32 could overflow).
     """
     true_score, rival = true_and_rival(scores, column)
+    raw_rival = rival.clamp_min(0) if categorical else rival
     if normalization is None:
-        return hinge_transform_(margin - (true_score.to(dtype) - rival.to(dtype)), squared)
+        return hinge_transform_(margin - (true_score.to(dtype) - raw_rival.to(dtype)), squared)
     # the probabilities' gap lies in [-1, 1]: the scores' own dtype holds it, even where the raw gap overflows
     # (the logistic function of an infinite gap is 0 or 1, its exact limit)
     top = torch.maximum(true_score, rival)
@@ -223,7 +242,7 @@ def _crammer_singer(
     gap = (odds - rest).div_(torch.maximum(odds, rest).mul_(total)).to(dtype)
     if normalization == "auto":
         assert outside is not None, "normalization='auto' needs the batch's decision"
-        gap = torch.where(outside, gap, true_score.to(dtype) - rival.to(dtype))
+        gap = torch.where(outside, gap, true_score.to(dtype) - raw_rival.to(dtype))
     return hinge_transform_(margin - gap, squared)
 
 
@@ -242,8 +261,8 @@ def _weston_watkins(scores: Tensor, column: Tensor, margin: float, squared: bool
     true class's term (slow for a handful of classes): every class is summed and the true class's own term taken
     off. Squared, the terms are float64 and the true class's term is computed by the same operations on the same
     numbers, so it is the very value that was added. Not squared, ``max(0, s_j - c) = max(s_j, c) - c`` with
-    ``c = s_y - m`` is summed in float64 from the start, one pass fewer; the true class adds ``max(s_y, c) - c = m``
-    exactly.
+    ``c = s_y - m`` is summed in float64 from the start, one pass fewer; the true class adds
+    ``max(s_y, c) - c = max(m, 0)``: ``m`` for a margin >= 0, exactly 0 for a negative one (then ``c > s_y``).
     """
     true_score = scores.gather(1, column)
     if squared:
@@ -254,7 +273,7 @@ def _weston_watkins(scores: Tensor, column: Tensor, margin: float, squared: bool
         return row_sums(pairs) - own
     floor = true_score.to(STAT_DTYPE) - margin
     raised = scores.to(STAT_DTYPE, copy=True).clamp_min_(floor)  # a copy: the scores may be the caller's
-    return row_sums(raised) - (scores.shape[1] * floor + margin).squeeze(1)
+    return row_sums(raised) - (scores.shape[1] * floor + max(margin, 0.0)).squeeze(1)
 
 
 def multiclass_hinge_loss(
@@ -269,6 +288,7 @@ def multiclass_hinge_loss(
     margin: float = 1.0,
     normalization: str | None = None,
     sample_weight: Tensor | None = None,
+    class_weight: Tensor | Sequence[float] | None = None,
 ) -> Tensor:
     r"""Multiclass hinge loss on per-class decision scores.
 
@@ -278,13 +298,18 @@ def multiclass_hinge_loss(
     .. math::
         \text{crammer-singer:}\quad \ell = \max\big(0,\ m - s_y + \max_{j \ne y} s_j\big)^p
 
+        \text{categorical:}\quad \ell = \max\big(0,\ m - s_y + \max(0, \max_{j \ne y} s_j)\big)^p
+
         \text{weston-watkins:}\quad \ell = \frac{1}{C} \sum_{j \ne y} \max(0,\ m - s_y + s_j)^p
 
         \text{one-vs-all:}\quad \ell_c = \max(0,\ m - y_c s_c)^p, \quad y_c = +1 \text{ if } c = y \text{ else } -1
 
-    The result is the weighted mean :math:`\sum_i w_i \ell_i / \sum_i w_i`, a ``(C,)`` vector for one-vs-all.
-    Crammer-Singer equals scikit-learn's multiclass ``hinge_loss``; Weston-Watkins equals
-    ``torch.nn.MultiMarginLoss(p, margin)``.
+    The result is :math:`\sum_i w_i \kappa_{y_i} \ell_i / \sum_i w_i`, a ``(C,)`` vector for one-vs-all, with
+    :math:`w_i` the sample weights and :math:`\kappa` the class weights (1 without them). Crammer-Singer equals
+    scikit-learn's multiclass ``hinge_loss`` and, with ``margin=0``, optax's ``multiclass_perceptron_loss``
+    (:math:`\max_j s_j - s_y`); categorical equals Keras' ``CategoricalHinge`` (its ``max`` also sees the 0 that
+    the one-hot target leaves at the true class, so it differs from Crammer-Singer where every rival is negative);
+    Weston-Watkins equals ``torch.nn.MultiMarginLoss(p, margin, weight=class_weight)``.
 
     Args:
         preds: float tensor ``(N, C, ...)`` of scores.
@@ -292,7 +317,7 @@ def multiclass_hinge_loss(
             batch.
         num_classes: the number of classes C.
         squared: square each loss.
-        multiclass_mode: ``"crammer-singer"``, ``"one-vs-all"`` or ``"weston-watkins"``.
+        multiclass_mode: ``"crammer-singer"``, ``"one-vs-all"``, ``"weston-watkins"`` or ``"categorical"``.
         ignore_index: class-index value whose samples count in neither sum (index targets only): an int in the
             int64 range that the target's dtype holds exactly (else a ``ValueError``).
         validate_args: check the values, which reads data back to the host: no NaN or infinity in ``preds`` or
@@ -301,11 +326,19 @@ def multiclass_hinge_loss(
             way. Without it float indices are truncated, a one-hot row is read by its argmax, and an index out of
             range fails inside torch's indexing (``RuntimeError``, or a device-side assert on a GPU). On meta
             tensors, which hold no values, ``validate_args=True`` is refused with a ``ValueError``.
-        margin: the margin :math:`m > 0`.
+        margin: the margin :math:`m`, any finite real number: 0 gives the perceptron loss, a negative margin
+            forgives a wrong class that scores up to :math:`|m|` above the true one. On softmax probabilities the
+            score gaps lie in [-1, 1], so a margin <= -1 makes every loss 0 (and one >= 2 every loss positive).
         normalization: ``None`` for raw scores, ``"softmax"`` to always apply softmax over the classes, ``"auto"``
-            to apply it to a batch when any counted value is outside [0, 1] (torchmetrics' behaviour).
+            to apply it to a batch when any counted value is outside [0, 1] (torchmetrics' behaviour). On
+            probabilities (never negative) ``"categorical"`` and ``"crammer-singer"`` agree.
         sample_weight: non-negative weights ``(N, ...)`` (the index target's shape), or ``(N,)``.
             They multiply the losses in float64: only their ratios matter, at any scale their dtype holds.
+        class_weight: ``(C,)`` non-negative finite weights, a tensor on the device of ``preds`` or a sequence of
+            numbers: each sample's loss (its ``(C,)`` losses for one-vs-all) is multiplied by the weight of its
+            class, as ``torch.nn.MultiMarginLoss(weight=...)`` does. The mean still divides by the number of
+            samples (the sum of ``sample_weight``), not by the class weights. Their values are checked with
+            ``validate_args`` (a sequence's always); shape and dtype always.
 
     Returns:
         A float64 scalar, or a ``(C,)`` float64 vector for one-vs-all; nan when nothing was counted.
@@ -324,9 +357,22 @@ def multiclass_hinge_loss(
         tensor(1.1131, dtype=torch.float64)
         >>> multiclass_hinge_loss(preds, target, num_classes=3, multiclass_mode="one-vs-all")
         tensor([0.8750, 1.1250, 1.1000], dtype=torch.float64)
+        >>> scores = torch.tensor([[-0.5, -1.0, -2.0], [0.2, 1.0, -0.4]])
+        >>> multiclass_hinge_loss(scores, torch.tensor([0, 0]), num_classes=3, margin=0)  # perceptron: (0 + 0.8) / 2
+        tensor(0.4000, dtype=torch.float64)
+        >>> multiclass_hinge_loss(scores, torch.tensor([0, 0]), 3, multiclass_mode="categorical")  # (1.5 + 1.8) / 2
+        tensor(1.6500, dtype=torch.float64)
+        >>> multiclass_hinge_loss(scores, torch.tensor([0, 1]), 3, multiclass_mode="weston-watkins",
+        ...                       class_weight=[2.0, 1.0, 1.0])  # (2 * 0.5 / 3 + 1 * 0.2 / 3) / 2
+        tensor(0.2000, dtype=torch.float64)
     """
     C.check_multiclass_args(num_classes, squared, multiclass_mode, ignore_index, validate_args, margin, normalization)
+    weights = C.check_class_weight(class_weight, num_classes, read_values=validate_args)
     extrema = _multiclass_hinge_check_tensors(preds, target, sample_weight, num_classes, ignore_index, validate_args)
+    if isinstance(class_weight, Tensor):
+        C.check_same_device(preds=preds, class_weight=class_weight)
+    elif weights is not None:
+        weights = weights.to(preds.device)  # a sequence, from the host
     stats = _multiclass_hinge_update(
         preds,
         target,
@@ -338,5 +384,6 @@ def multiclass_hinge_loss(
         normalization=normalization,
         sample_weight=sample_weight,
         score_extrema=extrema,
+        class_weight=weights,
     )
     return hinge_compute(*stats)

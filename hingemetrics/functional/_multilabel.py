@@ -123,7 +123,7 @@ def multilabel_hinge_loss(
             :func:`binary_hinge_loss`.
         validate_args: check the values, as in :func:`binary_hinge_loss` (reads data back to the host). Types,
             shapes and devices are checked either way.
-        margin: the margin :math:`m > 0`.
+        margin: the margin :math:`m`, any finite real number (0: the perceptron loss of each label).
         normalization: ``None`` (raw scores), ``"sigmoid"``, or ``"auto"`` (sigmoid on a batch when any counted
             value is outside [0, 1]).
         sample_weight: non-negative weights shaped like ``target``, or ``(N,)`` for one weight per sample.

@@ -48,17 +48,9 @@ Distance = Callable[[Tensor, Tensor], Tensor]
 
 
 # --------------------------------------------------------------------------------------------------- arguments
-def check_finite_margin(margin: Any) -> None:
-    """Require a finite real margin (0 and negative margins are allowed, as in torch.nn)."""
-    if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
-        raise TypeError(f"Expected `margin` to be a finite float, but got {margin!r} of type {type(margin).__name__}.")
-    if not math.isfinite(margin):
-        raise ValueError(f"Expected `margin` to be a finite float, but got {margin!r}.")
-
-
 def check_pair_args(margin: Any, reduction: Any, validate_args: Any) -> None:
     """The constructor arguments of the margin ranking and cosine embedding losses."""
-    check_finite_margin(margin)
+    C.check_margin(margin)
     C.check_choice("reduction", reduction, REDUCTIONS)
     C.check_bool("validate_args", validate_args)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor
 
 from hingemetrics.functional import _checks as C
@@ -27,12 +29,13 @@ def hinge_loss(
     sample_weight: Tensor | None = None,
     num_labels: int | None = None,
     average: str = "macro",
+    class_weight: Tensor | Sequence[float] | None = None,
 ) -> Tensor:
     r"""Hinge loss for the given ``task``: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
 
     Calls :func:`binary_hinge_loss`, :func:`multiclass_hinge_loss` or :func:`multilabel_hinge_loss` with the same
     arguments; see those for the formulas and shapes. ``num_classes`` is required for ``"multiclass"``,
-    ``num_labels`` (and optionally ``average``) for ``"multilabel"``.
+    ``num_labels`` (and optionally ``average``) for ``"multilabel"``; ``class_weight`` is for ``"multiclass"`` only.
 
     Example:
         >>> import torch
@@ -41,6 +44,7 @@ def hinge_loss(
         tensor(0.9000, dtype=torch.float64)
     """
     C.check_choice("task", task, C.TASKS)
+    C.check_class_weight_task(class_weight, task)
     if task == "binary":
         return binary_hinge_loss(
             preds,
@@ -80,4 +84,5 @@ def hinge_loss(
         margin=margin,
         normalization=normalization,
         sample_weight=sample_weight,
+        class_weight=class_weight,
     )
