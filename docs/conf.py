@@ -63,6 +63,7 @@ nitpick_ignore = [
     ("py:class", "matplotlib.figure.Figure"),
     ("py:class", "matplotlib.axes.Axes"),
     # the standard library, without intersphinx
+    ("py:class", "collections.abc.Callable"),
     ("py:class", "collections.abc.Sequence"),
     ("py:class", "collections.abc.Iterator"),
     ("py:class", "contextlib._GeneratorContextManager"),
