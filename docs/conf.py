@@ -66,6 +66,7 @@ nitpick_ignore = [
     ("py:class", "Axes"),
     ("py:class", "Figure"),
     # the standard library, without intersphinx
+    ("py:class", "collections.abc.Callable"),
     ("py:class", "collections.abc.Sequence"),
     ("py:class", "collections.abc.Iterator"),
     ("py:class", "contextlib._GeneratorContextManager"),

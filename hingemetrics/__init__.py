@@ -11,6 +11,7 @@ from hingemetrics._embedding import HingeEmbeddingLoss
 from hingemetrics._margin import MarginDistribution, MarginHistogram
 from hingemetrics._multilabel import MultilabelHingeLoss
 from hingemetrics._precision import StatePrecisionWarning
+from hingemetrics._ranking import CosineEmbeddingLoss, MarginRankingLoss, MultilabelMarginLoss, TripletMarginLoss
 from hingemetrics._sync import synced
 from hingemetrics._uncertainty import ConfidenceInterval, PairedComparison, PerGroup
 
@@ -20,17 +21,21 @@ __version__ = "0.1.0"
 __all__ = [
     "BinaryHingeLoss",
     "ConfidenceInterval",
+    "CosineEmbeddingLoss",
     "HingeEmbeddingLoss",
     "HingeLoss",
     "MarginDistribution",
     "MarginHistogram",
+    "MarginRankingLoss",
     "MulticlassHingeLoss",
     "MultilabelHingeLoss",
+    "MultilabelMarginLoss",
     "PairedComparison",
     "PerGroup",
     "StatePrecisionWarning",
     "StepSyncError",
     "SyncMismatchError",
+    "TripletMarginLoss",
     "__version__",
     "functional",
     "synced",

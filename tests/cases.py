@@ -32,6 +32,8 @@ class Case:
     kwargs: dict[str, Any] = field(default_factory=dict)
     #: The functional form of the same configuration: ``functional(**batch)`` is the batch's value.
     functional: Callable[..., torch.Tensor] | None = None
+    #: The batch keys of the float inputs (scores or embeddings), in the order ``update`` takes them.
+    inputs: tuple[str, ...] = ("preds",)
 
     def __repr__(self) -> str:
         return self.name
@@ -48,6 +50,16 @@ def feed(metric: Metric, batches: list[Batch]) -> Metric:
     for batch in batches:
         metric.update(**batch)
     return metric
+
+
+def map_inputs(case: Case, batch: Batch, fn: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
+    """The batch with ``fn`` applied to each of the case's float inputs (scores or embeddings)."""
+    return {k: fn(v) if k in case.inputs else v for k, v in batch.items()}
+
+
+def batch_size(batch: Batch) -> int:
+    """The number of samples of a batch: the length of its first input."""
+    return len(next(iter(batch.values())))
 
 
 def cat_batches(batches: list[Batch]) -> Batch:
@@ -183,6 +195,103 @@ def _embedding_case(name: str, **kw: Any) -> Case:
     return Case(name, lambda: hm.HingeEmbeddingLoss(**kw), _embedding_draw, oracle, kw, functional)
 
 
+def _pm_one(gen: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.randint(0, 2, shape, generator=gen) * 2 - 1
+
+
+def _weights(gen: torch.Generator, n: int, weighted: bool) -> Batch:
+    return {"sample_weight": torch.rand((n,), generator=gen)} if weighted else {}
+
+
+def _ranking_case(name: str, weighted: bool = False, **kw: Any) -> Case:
+    def draw(gen: torch.Generator, n: int) -> Batch:
+        x1, x2 = torch.randn((2, n), generator=gen)
+        return {"preds1": x1, "preds2": x2, "target": _pm_one(gen, (n,)), **_weights(gen, n, weighted)}
+
+    def oracle(b: Batch) -> float:
+        return ref.margin_ranking(
+            _np(b, "preds1"), _np(b, "preds2"), b["target"].numpy(), weight=_np(b, "sample_weight"), **kw
+        )
+
+    def functional(**batch: torch.Tensor) -> torch.Tensor:
+        return hm.functional.margin_ranking_loss(**batch, **kw)
+
+    return Case(name, lambda: hm.MarginRankingLoss(**kw), draw, oracle, kw, functional, ("preds1", "preds2"))
+
+
+def cosine_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1 - cos of each pair of rows, in float64: the triplet case's distance (defined here, so it pickles)."""
+    return 1 - torch.nn.functional.cosine_similarity(x.double(), y.double())
+
+
+def _triplet_case(name: str, weighted: bool = False, **kw: Any) -> Case:
+    oracle_kw = dict(kw)
+    if kw.get("distance_function") is cosine_distance:
+        oracle_kw["distance"] = ref.cosine_distance
+    oracle_kw.pop("distance_function", None)
+
+    def draw(gen: torch.Generator, n: int) -> Batch:
+        a, p, neg = torch.randn((3, n, 4), generator=gen)
+        return {"anchor": a, "positive": a + 0.8 * p, "negative": neg, **_weights(gen, n, weighted)}
+
+    def oracle(b: Batch) -> float:
+        inputs = [_np(b, k) for k in ("anchor", "positive", "negative")]
+        return ref.triplet_margin(*inputs, weight=_np(b, "sample_weight"), **oracle_kw)
+
+    def functional(**batch: torch.Tensor) -> torch.Tensor:
+        return hm.functional.triplet_margin_loss(**batch, **kw)
+
+    inputs = ("anchor", "positive", "negative")
+    return Case(name, lambda: hm.TripletMarginLoss(**kw), draw, oracle, kw, functional, inputs)
+
+
+def _cosine_case(name: str, weighted: bool = False, **kw: Any) -> Case:
+    def draw(gen: torch.Generator, n: int) -> Batch:
+        x1, x2 = torch.randn((2, n, 3), generator=gen)
+        return {"preds1": x1, "preds2": x1 + x2, "target": _pm_one(gen, (n,)), **_weights(gen, n, weighted)}
+
+    def oracle(b: Batch) -> float:
+        return ref.cosine_embedding(
+            _np(b, "preds1"), _np(b, "preds2"), b["target"].numpy(), weight=_np(b, "sample_weight"), **kw
+        )
+
+    def functional(**batch: torch.Tensor) -> torch.Tensor:
+        return hm.functional.cosine_embedding_loss(**batch, **kw)
+
+    return Case(name, lambda: hm.CosineEmbeddingLoss(**kw), draw, oracle, kw, functional, ("preds1", "preds2"))
+
+
+def as_index_format(multi_hot: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """torch's format of a multi-hot (N, L) target: each row's true labels in a random order, then -1s."""
+    rows = []
+    for row in multi_hot.tolist():
+        labels = [k for k, v in enumerate(row) if v]
+        order = torch.randperm(len(labels), generator=gen).tolist()
+        rows.append([labels[i] for i in order] + [-1] * (len(row) - len(labels)))
+    return torch.tensor(rows, dtype=torch.int64).reshape(multi_hot.shape)
+
+
+def _multilabel_margin_case(name: str, labels: int, fmt: str, weighted: bool = False, **kw: Any) -> Case:
+    oracle_kw = {k: kw[k] for k in ("margin", "reduction") if k in kw}
+
+    def draw(gen: torch.Generator, n: int) -> Batch:
+        preds = torch.randn((n, labels), generator=gen) * 1.5
+        target = torch.randint(0, 2, (n, labels), generator=gen)
+        if fmt == "index":
+            target = as_index_format(target, gen)
+        return {"preds": preds, "target": target, **_weights(gen, n, weighted)}
+
+    def oracle(b: Batch) -> float:
+        return ref.multilabel_margin(
+            _np(b, "preds"), b["target"].numpy(), fmt=fmt, weight=_np(b, "sample_weight"), **oracle_kw
+        )
+
+    def functional(**batch: torch.Tensor) -> torch.Tensor:
+        return hm.functional.multilabel_margin_loss(**batch, num_labels=labels, **kw)
+
+    return Case(name, lambda: hm.MultilabelMarginLoss(labels, **kw), draw, oracle, kw, functional)
+
+
 CASES: list[Case] = [
     _binary_case("binary"),
     _binary_case("binary-pm1-squared-margin", labels=(-1, 1), squared=True, margin=0.5),
@@ -204,6 +313,15 @@ CASES: list[Case] = [
     _multilabel_case("multilabel-macro-pm1-squared", 2, values=(-1, 1), squared=True, margin=0.5),
     _embedding_case("embedding-mean"),
     _embedding_case("embedding-sum-margin", margin=2.0, reduction="sum"),
+    _ranking_case("ranking-mean"),
+    _ranking_case("ranking-sum-weighted-margin", weighted=True, margin=0.5, reduction="sum"),
+    _triplet_case("triplet-p2"),
+    _triplet_case("triplet-p1-swap-weighted", weighted=True, p=1.0, swap=True, margin=0.5),
+    _triplet_case("triplet-distance-function", distance_function=cosine_distance, margin=0.3),
+    _cosine_case("cosine-margin", margin=0.3),
+    _cosine_case("cosine-sum-weighted", weighted=True, reduction="sum"),
+    _multilabel_margin_case("multilabel-margin-multi-hot", 4, "multi-hot"),
+    _multilabel_margin_case("multilabel-margin-index-weighted", 5, "index", weighted=True, margin=0.5),
     _binary_case("binary-perceptron", margin=0.0),
     _multiclass_case("multiclass-cs-perceptron", 4, margin=0.0),
     _multiclass_case("multiclass-ww-negative-margin", 4, multiclass_mode="weston-watkins", margin=-0.5),

@@ -142,3 +142,101 @@ def hinge_embedding(x, target, *, margin=1.0, reduction="mean") -> float:
     if reduction == "sum":
         return float(sum(losses))
     return sum(losses) / len(losses) if losses else float("nan")
+
+
+def _reduce(losses, weight, reduction) -> float:
+    """Weighted mean sum(w*l)/sum(w) (nan for nothing counted), or the weighted total for "sum"."""
+    w = _weights(len(losses), weight)
+    total = sum(wi * li for wi, li in zip(w, losses))
+    if reduction == "sum":
+        return float(total)
+    den = float(sum(w))
+    return total / den if den else float("nan")
+
+
+def margin_ranking(x1, x2, target, *, margin=0.0, weight=None, reduction="mean") -> float:
+    """max(0, -y*(x1 - x2) + m) per element."""
+    a = np.asarray(x1, dtype=np.float64).reshape(-1)
+    b = np.asarray(x2, dtype=np.float64).reshape(-1)
+    y = np.asarray(target).reshape(-1)
+    losses = [max(0.0, -float(yi) * (ai - bi) + margin) for ai, bi, yi in zip(a, b, y)]
+    return _reduce(losses, weight, reduction)
+
+
+def p_norm_distance(x, y, p=2.0, eps=1e-6) -> float:
+    """(sum_k |x_k - y_k + eps|^p)^(1/p); the largest |x_k - y_k + eps| for p = inf."""
+    diffs = [abs(float(xk) - float(yk) + eps) for xk, yk in zip(x, y)]
+    if math.isinf(p):
+        return max(diffs)
+    return sum(d**p for d in diffs) ** (1.0 / p)
+
+
+def cosine_distance(x, y) -> float:
+    """1 - cos(x, y), with plain norms."""
+    dot = sum(float(a) * float(b) for a, b in zip(x, y))
+    norms = math.sqrt(sum(float(a) ** 2 for a in x)) * math.sqrt(sum(float(b) ** 2 for b in y))
+    return 1.0 - dot / norms
+
+
+def triplet_margin(
+    anchor, positive, negative, *, margin=1.0, p=2.0, eps=1e-6, swap=False, distance=None, weight=None, reduction="mean"
+) -> float:
+    """max(0, d(a, p) - d(a, n) + m) per row, d the p-norm distance (or ``distance``); swap: min(d(a,n), d(p,n))."""
+    rows = [np.asarray(x, dtype=np.float64).reshape(-1, np.shape(x)[-1]) for x in (anchor, positive, negative)]
+
+    def d(x, y):
+        return p_norm_distance(x, y, p, eps) if distance is None else distance(x, y)
+
+    losses = []
+    for a, pos, neg in zip(*rows):
+        to_negative = d(a, neg)
+        if swap:
+            to_negative = min(to_negative, d(pos, neg))
+        losses.append(max(0.0, d(a, pos) - to_negative + margin))
+    return _reduce(losses, weight, reduction)
+
+
+def cosine_embedding(x1, x2, target, *, margin=0.0, weight=None, reduction="mean") -> float:
+    """1 - cos for y = 1, max(0, cos - m) for y = -1, with torch's 1e-12 added to each squared norm."""
+    a = np.asarray(x1, dtype=np.float64).reshape(-1, np.shape(x1)[-1])
+    b = np.asarray(x2, dtype=np.float64).reshape(-1, np.shape(x2)[-1])
+    losses = []
+    for u, v, y in zip(a, b, np.asarray(target).reshape(-1)):
+        dot = sum(float(s) * float(t) for s, t in zip(u, v))
+        sq_u = sum(float(s) ** 2 for s in u) + 1e-12
+        sq_v = sum(float(t) ** 2 for t in v) + 1e-12
+        cos = dot / math.sqrt(sq_u * sq_v)
+        losses.append(1.0 - cos if y == 1 else max(0.0, cos - margin))
+    return _reduce(losses, weight, reduction)
+
+
+def true_label_sets(target, fmt) -> list[set[int]]:
+    """The true labels of each row: positions of the 1s (multi-hot), or the indices before the first -1 (index)."""
+    rows = np.asarray(target).reshape(-1, np.shape(target)[-1])
+    sets = []
+    for row in rows:
+        if fmt == "multi-hot":
+            sets.append({k for k, v in enumerate(row) if v == 1})
+            continue
+        labels = set()
+        for v in row:
+            if v < 0:
+                break
+            labels.add(int(v))
+        sets.append(labels)
+    return sets
+
+
+def multilabel_margin(scores, target, *, fmt, margin=1.0, weight=None, reduction="mean") -> float:
+    """sum over true j and false i of max(0, m - (s_j - s_i)), divided by the number of labels."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1, np.shape(scores)[-1])
+    n_labels = s.shape[1]
+    losses = []
+    for row, true in zip(s, true_label_sets(target, fmt)):
+        total = 0.0
+        for j in true:
+            for i in range(n_labels):
+                if i not in true:
+                    total += max(0.0, margin - (row[j] - row[i]))
+        losses.append(total / n_labels)
+    return _reduce(losses, weight, reduction)

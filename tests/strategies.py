@@ -349,3 +349,125 @@ def embedding_beyond_margin(draw: st.DrawFn) -> Problem:
     preds = torch.from_numpy(margin + draw(hnp.arrays(np.float32, shape, elements=quarters)))
     kwargs = {"margin": margin, "reduction": draw(st.sampled_from(REDUCTIONS))}
     return Problem("embedding", kwargs, preds, -torch.ones(shape, dtype=torch.int64), None, draw(cut_points(n)))
+
+
+# ------------------------------------------------------------------------------ the ranking and embedding family
+@dataclass(frozen=True)
+class FamilyProblem:
+    """One configuration of a ranking or embedding loss and one stream of its data.
+
+    ``family`` is ``"ranking"``, ``"triplet"``, ``"cosine"`` or ``"multilabel-margin"``; ``data`` holds every
+    input of ``update`` by name for the whole stream (the float inputs, the target where there is one, the
+    weights if drawn); ``cuts`` split it along dimension 0 into batches.
+    """
+
+    family: str
+    kwargs: dict[str, Any]
+    data: Batch
+    cuts: tuple[int, ...] = ()
+    #: For ``"multilabel-margin"``: the format the target was drawn in, ``"multi-hot"`` or ``"index"``.
+    fmt: str | None = None
+
+    def inputs(self) -> Batch:
+        return dict(self.data)
+
+    def size(self) -> int:
+        return next(iter(self.data.values())).shape[0]
+
+    def batches(self) -> list[Batch]:
+        edges = (0, *self.cuts, self.size())
+        return [{k: v[a:b] for k, v in self.data.items()} for a, b in itertools.pairwise(edges)]
+
+    def with_data(self, **changes: torch.Tensor | None) -> FamilyProblem:
+        data = {k: v for k, v in {**self.data, **changes}.items() if v is not None}
+        return replace(self, data=data)
+
+
+family_margins = st.one_of(st.sampled_from([0.0, 0.25, 1.0]), st.floats(-1.0, 2.0))
+
+
+def _pm_one_labels(shape: tuple[int, ...]) -> st.SearchStrategy[torch.Tensor]:
+    return st.sampled_from(LABEL_DTYPES).flatmap(lambda dtype: label_arrays(shape, (-1, 1), dtype))
+
+
+@st.composite
+def _row_weights(draw: st.DrawFn, n: int) -> dict[str, torch.Tensor]:
+    if not draw(st.booleans()):
+        return {}
+    return {"sample_weight": torch.from_numpy(draw(hnp.arrays(np.float32, (n,), elements=weight_values)))}
+
+
+@st.composite
+def ranking_problems(draw: st.DrawFn) -> FamilyProblem:
+    """Score pairs ``(N, ...)`` with +1/-1 targets, any finite margin, mean or sum, weights of either shape."""
+    n = draw(batch_sizes)
+    shape = (n, *draw(extra_dims))
+    data = {
+        "preds1": draw(score_arrays(shape)),
+        "preds2": draw(score_arrays(shape)),
+        "target": draw(_pm_one_labels(shape)),
+    }
+    weight = draw(weights_for(shape))
+    if weight is not None:
+        data["sample_weight"] = weight
+    kwargs = {"margin": draw(family_margins), "reduction": draw(st.sampled_from(REDUCTIONS))}
+    return FamilyProblem("ranking", kwargs, data, draw(cut_points(n)))
+
+
+@st.composite
+def triplet_problems(draw: st.DrawFn) -> FamilyProblem:
+    """Triplets of ``(N, D)`` embeddings; p-norms of several orders, eps, swap, mean or sum, weights."""
+    n, d = draw(batch_sizes), draw(st.integers(1, 4))
+    data = {k: draw(score_arrays((n, d))) for k in ("anchor", "positive", "negative")}
+    kwargs = {
+        "margin": draw(family_margins),
+        "p": draw(st.sampled_from([1.0, 2.0, 3.0, 0.5, float("inf")])),
+        "eps": draw(st.sampled_from([0.0, 1e-6, 0.25])),
+        "swap": draw(st.booleans()),
+        "reduction": draw(st.sampled_from(REDUCTIONS)),
+    }
+    return FamilyProblem("triplet", kwargs, {**data, **draw(_row_weights(n))}, draw(cut_points(n)))
+
+
+@st.composite
+def cosine_problems(draw: st.DrawFn) -> FamilyProblem:
+    """Pairs of ``(N, D)`` embeddings (zero rows included) with +1/-1 targets, margins in [-1, 1], weights."""
+    n, d = draw(batch_sizes), draw(st.integers(1, 4))
+    elements = st.one_of(st.just(0.0), score_values)
+    data = {
+        "preds1": draw(score_arrays((n, d), elements)),
+        "preds2": draw(score_arrays((n, d), elements)),
+        "target": draw(_pm_one_labels((n,))),
+    }
+    kwargs = {"margin": draw(st.floats(-1.0, 1.0)), "reduction": draw(st.sampled_from(REDUCTIONS))}
+    return FamilyProblem("cosine", kwargs, {**data, **draw(_row_weights(n))}, draw(cut_points(n)))
+
+
+@st.composite
+def multilabel_margin_problems(draw: st.DrawFn) -> FamilyProblem:
+    """Label scores ``(N, L)`` with multi-hot targets (int or bool) or torch's index format, in either format
+    setting that reads them right; any finite margin, mean or sum, weights."""
+    n, labels = draw(batch_sizes), draw(st.integers(2, 5))
+    preds = draw(score_arrays((n, labels)))
+    multi_hot = draw(hnp.arrays(np.int64, (n, labels), elements=st.integers(0, 1)))
+    fmt = draw(st.sampled_from(["multi-hot", "index"]))
+    if fmt == "multi-hot":
+        target = torch.from_numpy(multi_hot).bool() if draw(st.booleans()) else torch.from_numpy(multi_hot)
+        setting = draw(st.sampled_from(["auto", "multi-hot"]))
+    else:
+        rows = []
+        for row in multi_hot:
+            true = [k for k in range(labels) if row[k]]
+            rows.append(draw(st.permutations(true)) + [-1] * (labels - len(true)))
+        target = torch.tensor(rows, dtype=torch.int64).reshape(n, labels)
+        # "auto" reads an index batch right unless it holds no -1 and no index above 1: a batch of rows that list
+        # every label, which with L >= 3 labels include the index 2; with L = 2 any batch cut from the stream may
+        setting = "index" if labels == 2 else draw(st.sampled_from(["auto", "index"]))
+    kwargs = {
+        "num_labels": labels,
+        "margin": draw(family_margins),
+        "reduction": draw(st.sampled_from(REDUCTIONS)),
+        "target_format": setting,
+    }
+    data = {"preds": preds, "target": target, **draw(_row_weights(n))}
+    return FamilyProblem("multilabel-margin", kwargs, data, draw(cut_points(n)), fmt)

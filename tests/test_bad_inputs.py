@@ -35,6 +35,10 @@ class Setup:
     case: Case
 
 
+def squeezing_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.pairwise_distance(x, y).squeeze()
+
+
 SETUPS = {
     "binary": Setup(hm.BinaryHingeLoss, F.binary_hinge_loss, CASE["binary"]),
     "binary-ignore": Setup(
@@ -55,6 +59,28 @@ SETUPS = {
         partial(hm.MultilabelHingeLoss, 3), partial(F.multilabel_hinge_loss, num_labels=3), CASE["multilabel-macro"]
     ),
     "embedding": Setup(hm.HingeEmbeddingLoss, F.hinge_embedding_loss, CASE["embedding-mean"]),
+    "ranking": Setup(hm.MarginRankingLoss, F.margin_ranking_loss, CASE["ranking-mean"]),
+    "triplet": Setup(hm.TripletMarginLoss, F.triplet_margin_loss, CASE["triplet-p2"]),
+    # a distance written for batches of rows that squeezes away the row dimension of a single row: right on the
+    # good data (the p = 2 distance with torch's eps, as the "triplet-p2" case), wrong for one row
+    "triplet-squeezing-distance": Setup(
+        partial(hm.TripletMarginLoss, distance_function=squeezing_distance),
+        partial(F.triplet_margin_loss, distance_function=squeezing_distance),
+        CASE["triplet-p2"],
+    ),
+    "cosine": Setup(
+        partial(hm.CosineEmbeddingLoss, margin=0.3), partial(F.cosine_embedding_loss, margin=0.3), CASE["cosine-margin"]
+    ),
+    "multilabel-margin": Setup(
+        partial(hm.MultilabelMarginLoss, 4),
+        partial(F.multilabel_margin_loss, num_labels=4),
+        CASE["multilabel-margin-multi-hot"],
+    ),
+    "multilabel-margin-multi-hot": Setup(
+        partial(hm.MultilabelMarginLoss, 4, target_format="multi-hot"),
+        partial(F.multilabel_margin_loss, num_labels=4, target_format="multi-hot"),
+        CASE["multilabel-margin-multi-hot"],
+    ),
     "multiclass-class-weight": Setup(
         partial(hm.MulticlassHingeLoss, 4, multiclass_mode="weston-watkins", class_weight=(0.5, 2.0, 1.0, 0.0)),
         partial(
@@ -103,6 +129,10 @@ P24 = torch.tensor([[0.5, -1.0, 2.0, 0.0], [1.0, 0.25, -0.5, 3.0]])  # two sampl
 Y2 = t(2, 0)
 P23 = torch.tensor([[0.5, -1.0, 2.0], [1.0, 0.25, -0.5]])  # two samples, three labels
 Y23 = t([1, 0, 1], [0, 0, 1])
+R3, S3, RY = t(0.5, -1.0, 2.0), t(1.0, 0.0, 2.5), t(1, -1, 1)  # three good score pairs and their targets
+E23 = torch.tensor([[0.0, 1.0, 2.0], [1.0, 0.0, -1.0]])  # two embeddings of three dimensions
+CY = t(1, -1)
+MH24 = t([1, 0, 0, 1], [0, 1, 0, 0])  # a multi-hot target of two samples, four labels
 FLOAT_PREDS = "Expected `preds` to be a floating-point tensor of scores, but got dtype {}. Convert it with `preds.float()` if the integers are meant as scores."
 BINARY_LABELS = "Expected `target` to hold binary labels in {{0, 1}} or {{-1, 1}}{}, but found {}."
 MIXED = (
@@ -207,6 +237,42 @@ BAD = [
     Bad("embedding-shapes", "embedding", lambda: {"preds": P3, "target": t(1, -1)}, ValueError, "Expected `preds` and `target` to have the same shape, but got (3,) and (2,)."),
     Bad("embedding-inf", "embedding", lambda: {"preds": nan_at(P3, 1, float("inf")), "target": t(1, -1, 1)}, ValueError, FINITE.format("preds", "inf"), "values"),
     Bad("embedding-devices", "embedding", lambda: {"preds": P3.to(META), "target": t(1, -1, 1)}, ValueError, "Expected all inputs on the same device, but got `preds` on meta, `target` on cpu."),
+    # ---------------------------------------------------------------------------------------- margin ranking
+    Bad("ranking-shapes", "ranking", lambda: {"preds1": R3, "preds2": R3[:2], "target": RY}, ValueError, "Expected `preds1`, `preds2` and `target` to have the same shape, but got (3,), (2,) and (3,)."),
+    Bad("ranking-target-0", "ranking", lambda: {"preds1": R3, "preds2": S3, "target": t(1, 0, -1)}, ValueError, PM_ONE.format(0) + " Map 0 labels to -1 first, e.g. `target * 2 - 1`.", "values"),
+    Bad("ranking-target-2", "ranking", lambda: {"preds1": R3, "preds2": S3, "target": t(1, 2, 1)}, ValueError, PM_ONE.format(2), "values"),
+    Bad("ranking-int-preds2", "ranking", lambda: {"preds1": R3, "preds2": t(1, 0, 2), "target": RY}, TypeError, FLOAT_PREDS.replace("preds", "preds2").format("torch.int64")),
+    Bad("ranking-nan-preds2", "ranking", lambda: {"preds1": R3, "preds2": nan_at(S3, 1), "target": RY}, ValueError, FINITE.format("preds2", "nan"), "values"),
+    Bad("ranking-negative-weight", "ranking", lambda: {"preds1": R3, "preds2": S3, "target": RY, "sample_weight": t(1.0, -2.0, 1.0)}, ValueError, "Expected `sample_weight` to be non-negative, but found -2.0.", "values"),
+    Bad("ranking-weight-shape", "ranking", lambda: {"preds1": R3, "preds2": S3, "target": RY, "sample_weight": t(1.0, 2.0)}, ValueError, WEIGHT_SHAPE.format("(3,)", "(2,)")),
+    Bad("ranking-devices", "ranking", lambda: {"preds1": R3, "preds2": S3.to(META), "target": RY}, ValueError, "Expected all inputs on the same device, but got `preds1` on cpu, `preds2` on meta, `target` on cpu."),
+    # ---------------------------------------------------------------------------------------- triplet margin
+    Bad("triplet-shapes", "triplet", lambda: {"anchor": E23, "positive": E23 + 1, "negative": torch.zeros(2, 4)}, ValueError, "Expected `anchor`, `positive` and `negative` to have the same shape, but got (2, 3), (2, 3) and (2, 4)."),
+    Bad("triplet-3d", "triplet", lambda: {"anchor": E23[None], "positive": E23[None], "negative": E23[None]}, ValueError, "Expected `anchor` to be an (N, D) or (D,) tensor of embeddings, but got shape (1, 2, 3)."),
+    Bad("triplet-int-positive", "triplet", lambda: {"anchor": E23, "positive": E23.long(), "negative": E23}, TypeError, FLOAT_PREDS.replace("preds", "positive").format("torch.int64")),
+    Bad("triplet-inf-negative", "triplet", lambda: {"anchor": E23, "positive": E23 + 1, "negative": nan_at(E23, 4, float("inf"))}, ValueError, FINITE.format("negative", "inf"), "values"),
+    Bad("triplet-weight-shape", "triplet", lambda: {"anchor": E23, "positive": E23 + 1, "negative": E23 - 1, "sample_weight": torch.ones(3)}, ValueError, "Expected `sample_weight` to have shape (2,) (one weight per row of `anchor`), but got (3,)."),
+    Bad("triplet-nan-weight", "triplet", lambda: {"anchor": E23, "positive": E23 + 1, "negative": E23 - 1, "sample_weight": t(1.0, float("nan"))}, ValueError, FINITE.format("sample_weight", "nan"), "values"),
+    Bad("triplet-devices", "triplet", lambda: {"anchor": E23, "positive": E23.to(META), "negative": E23}, ValueError, "Expected all inputs on the same device, but got `anchor` on cpu, `positive` on meta, `negative` on cpu."),
+    Bad("triplet-distance-not-per-row", "triplet-squeezing-distance", lambda: {"anchor": E23[:1], "positive": E23[:1] + 1, "negative": E23[1:]}, ValueError, "Expected `distance_function` to return one distance per row, a tensor of shape (1,) for embeddings of shape (1, 3), but got shape ()."),
+    # -------------------------------------------------------------------------------------- cosine embedding
+    Bad("cosine-shapes", "cosine", lambda: {"preds1": E23, "preds2": torch.ones(2, 4), "target": CY}, ValueError, "Expected `preds1` and `preds2` to have the same shape, but got (2, 3) and (2, 4)."),
+    Bad("cosine-target-shape", "cosine", lambda: {"preds1": E23, "preds2": E23 + 1, "target": t(1, -1, 1)}, ValueError, "Expected `target` to have shape (2,) (one per row of `preds1`), but got (3,)."),
+    Bad("cosine-target-0", "cosine", lambda: {"preds1": E23, "preds2": E23 + 1, "target": t(0, 1)}, ValueError, PM_ONE.format(0) + " Map 0 labels to -1 first, e.g. `target * 2 - 1`.", "values"),
+    Bad("cosine-target-minus-2", "cosine", lambda: {"preds1": E23, "preds2": E23 + 1, "target": t(-2, 1)}, ValueError, PM_ONE.format(-2), "values"),
+    Bad("cosine-nan-preds1", "cosine", lambda: {"preds1": nan_at(E23, 0), "preds2": E23 + 1, "target": CY}, ValueError, FINITE.format("preds1", "nan"), "values"),
+    Bad("cosine-1d-preds", "cosine", lambda: {"preds1": E23[None], "preds2": E23[None], "target": CY}, ValueError, "Expected `preds1` to be an (N, D) or (D,) tensor of embeddings, but got shape (1, 2, 3)."),
+    # ------------------------------------------------------------------------------------- multilabel margin
+    Bad("multilabel-margin-labels", "multilabel-margin", lambda: {"preds": P23, "target": Y23}, ValueError, "Expected `preds` to have shape (N, 4) or (4,) with the labels last (`num_labels`=4), but got (2, 3)."),
+    Bad("multilabel-margin-target-shape", "multilabel-margin", lambda: {"preds": P24, "target": Y23}, ValueError, "Expected `preds` and `target` to have the same shape, but got (2, 4) and (2, 3)."),
+    Bad("multilabel-margin-index-beyond-labels", "multilabel-margin", lambda: {"preds": P24, "target": t([4, 0, -1, -1], [1, -1, -1, -1])}, ValueError, "Expected `target` in torch's index format to hold label indices in [0, 3] padded with -1, but found 4.", "values"),
+    Bad("multilabel-margin-index-below-minus-one", "multilabel-margin", lambda: {"preds": P24, "target": t([3, -2, -1, -1], [1, -1, -1, -1])}, ValueError, "Expected `target` in torch's index format to hold label indices in [0, 3] padded with -1, but found -2.", "values"),
+    Bad("multilabel-margin-padding-not-trailing", "multilabel-margin", lambda: {"preds": P24, "target": t([1, -1, -1, -1], [3, -1, 0, -1])}, ValueError, "Expected the -1 padding of `target` to follow the last label index of its row, but row 1 is [3, -1, 0, -1].", "values"),
+    Bad("multilabel-margin-repeated-index", "multilabel-margin", lambda: {"preds": P24, "target": t([3, 3, -1, -1], [1, -1, -1, -1])}, ValueError, "Expected each label index at most once in a row of `target`, but row 0 is [3, 3, -1, -1].", "values"),
+    Bad("multilabel-margin-fractional", "multilabel-margin", lambda: {"preds": P24, "target": t([1.0, 0.5, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0])}, ValueError, "Expected `target` to hold whole-number labels, but found 0.5.", "values"),
+    Bad("multilabel-margin-not-multi-hot", "multilabel-margin-multi-hot", lambda: {"preds": P24, "target": t([1, 0, 2, 0], [0, 1, 0, 0])}, ValueError, "Expected a multi-hot `target` of 0 and 1 (`target_format`='multi-hot'), but found 2.", "values"),
+    Bad("multilabel-margin-weight-shape", "multilabel-margin", lambda: {"preds": P24, "target": MH24, "sample_weight": torch.ones(2, 4)}, ValueError, "Expected `sample_weight` to have shape (2,) (one weight per row of `preds`), but got (2, 4)."),
+    Bad("multilabel-margin-nan-preds", "multilabel-margin", lambda: {"preds": nan_at(P24, 3), "target": MH24}, ValueError, FINITE.format("preds", "nan"), "values"),
 ]
 # fmt: on
 
@@ -313,6 +379,22 @@ def embedding_both(**kw: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
     return (lambda: hm.HingeEmbeddingLoss(**kw)), (lambda: F.hinge_embedding_loss(P, t(1, -1, 1), **kw))
 
 
+def ranking_both(**kw: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    return (lambda: hm.MarginRankingLoss(**kw)), (lambda: F.margin_ranking_loss(R3, S3, RY, **kw))
+
+
+def triplet_both(**kw: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    return (lambda: hm.TripletMarginLoss(**kw)), (lambda: F.triplet_margin_loss(E23, E23 + 1, E23 - 1, **kw))
+
+
+def cosine_both(**kw: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    return (lambda: hm.CosineEmbeddingLoss(**kw)), (lambda: F.cosine_embedding_loss(E23, E23 + 1, CY, **kw))
+
+
+def multilabel_margin_both(*args: Any, **kw: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    return (lambda: hm.MultilabelMarginLoss(*args, **kw)), (lambda: F.multilabel_margin_loss(P24, MH24, *args, **kw))
+
+
 def task_both(*args: Any, **kw: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
     return (lambda: hm.HingeLoss(*args, **kw)), (lambda: F.hinge_loss(P24, Y2, *args, **kw))
 
@@ -325,6 +407,7 @@ CLASS_WEIGHT_TYPE = (
 CLASS_WEIGHT_SHAPE = "Expected `class_weight` to have shape (4,) (one weight per class, `num_classes`=4), but got {}."
 COUNT = "Expected `{}` to be an int >= 2, but got {}."
 MODES = "('crammer-singer', 'one-vs-all', 'weston-watkins', 'categorical')"
+P_VALUE = "Expected `p` to be a float > 0 (the order of the norm, inf for the largest), but got {}."
 
 # fmt: off
 BAD_ARGUMENTS = [
@@ -376,6 +459,24 @@ BAD_ARGUMENTS = [
     ("embedding-margin-nan", embedding_both(margin=float("nan")), ValueError, MARGIN_VALUE.format("nan")),
     ("reduction-unknown", embedding_both(reduction="none"), ValueError, "Expected `reduction` to be one of ('mean', 'sum'), but got 'none'."),
     ("embedding-validate-args-int", embedding_both(validate_args=0), TypeError, "Expected `validate_args` to be a bool, but got 0 of type int."),
+    ("ranking-margin-nan", ranking_both(margin=float("nan")), ValueError, MARGIN_VALUE.format("nan")),
+    ("ranking-margin-str", ranking_both(margin="0"), TypeError, MARGIN_TYPE.format("'0'", "str")),
+    ("ranking-reduction-none", ranking_both(reduction="none"), ValueError, "Expected `reduction` to be one of ('mean', 'sum'), but got 'none'."),
+    ("triplet-margin-inf", triplet_both(margin=float("inf")), ValueError, MARGIN_VALUE.format("inf")),
+    ("triplet-p-zero", triplet_both(p=0), ValueError, P_VALUE.format("0")),
+    ("triplet-p-negative", triplet_both(p=-1.0), ValueError, P_VALUE.format("-1.0")),
+    ("triplet-p-nan", triplet_both(p=float("nan")), ValueError, P_VALUE.format("nan")),
+    ("triplet-p-str", triplet_both(p="2"), TypeError, "Expected `p` to be a float, but got '2' of type str."),
+    ("triplet-eps-negative", triplet_both(eps=-1e-6), ValueError, "Expected `eps` to be a finite float >= 0, but got -1e-06."),
+    ("triplet-eps-inf", triplet_both(eps=float("inf")), ValueError, "Expected `eps` to be a finite float >= 0, but got inf."),
+    ("triplet-eps-bool", triplet_both(eps=False), TypeError, "Expected `eps` to be a float, but got False of type bool."),
+    ("triplet-swap-int", triplet_both(swap=1), TypeError, "Expected `swap` to be a bool, but got 1 of type int."),
+    ("triplet-distance-str", triplet_both(distance_function="euclidean"), TypeError, "Expected `distance_function` to be None or a callable of two (B, D) tensors returning (B,) distances, but got 'euclidean' of type str."),
+    ("cosine-margin-nan", cosine_both(margin=float("nan")), ValueError, MARGIN_VALUE.format("nan")),
+    ("cosine-validate-args-none", cosine_both(validate_args=None), TypeError, "Expected `validate_args` to be a bool, but got None of type NoneType."),
+    ("multilabel-margin-num-labels-one", multilabel_margin_both(1), ValueError, COUNT.format("num_labels", 1)),
+    ("multilabel-margin-margin-inf", multilabel_margin_both(4, margin=float("-inf")), ValueError, MARGIN_VALUE.format("-inf")),
+    ("multilabel-margin-target-format", multilabel_margin_both(4, target_format="one-hot"), ValueError, "Expected `target_format` to be one of ('auto', 'multi-hot', 'index'), but got 'one-hot'."),
     ("task-unknown", task_both("regression"), ValueError, "Expected `task` to be one of ('binary', 'multiclass', 'multilabel'), but got 'regression'."),
     ("task-multiclass-without-num-classes", task_both("multiclass"), ValueError, "Expected `num_classes` (an int >= 2) for task='multiclass', but got None."),
     ("task-multilabel-without-num-labels", task_both("multilabel"), ValueError, "Expected `num_labels` (an int >= 2) for task='multilabel', but got None."),
@@ -413,6 +514,11 @@ def test_the_argument_table_covers_every_argument():
         "average",
         "reduction",
         "task",
+        "p",
+        "eps",
+        "swap",
+        "distance_function",
+        "target_format",
         "class_weight",
     }
 

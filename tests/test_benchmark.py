@@ -54,11 +54,11 @@ def test_a_quick_json_run_covers_every_case_validated_and_not(capsys):
 def test_every_baseline_computes_what_hingemetrics_computes():
     gen = torch.Generator().manual_seed(3)
     for case in bench.cases():
-        preds, target = case.draw(gen, 40)
+        inputs = case.draw(gen, 40)
         ours, theirs = case.ours(True), case.theirs(True)
         for half in (slice(0, 25), slice(25, None)):
-            ours.update(preds[half], target[half])
-            theirs.update(preds[half], target[half])
+            ours.update(*(t[half] for t in inputs))
+            theirs.update(*(t[half] for t in inputs))
         torch.testing.assert_close(ours.compute().double(), theirs.compute().double(), rtol=1e-5, atol=1e-6)
 
 

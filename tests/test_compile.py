@@ -27,6 +27,7 @@ from hingemetrics.functional import _checks as C
 from hingemetrics.functional._binary import _binary_hinge_update
 from hingemetrics.functional._multiclass import _multiclass_hinge_update
 from hingemetrics.functional._multilabel import _multilabel_hinge_update
+from hingemetrics.functional._ranking import _multilabel_margin_plan, _triplet_plan, summed
 
 Batch = dict[str, torch.Tensor]
 
@@ -65,6 +66,31 @@ def _multilabel_batch(gen: torch.Generator, n: int = 12, labels: int = 4) -> Bat
 
 def _embedding_batch(gen: torch.Generator, n: int = 12) -> Batch:
     return {"preds": torch.rand(n, generator=gen) * 2, "target": torch.randint(0, 2, (n,), generator=gen) * 2 - 1}
+
+
+def _ranking_batch(gen: torch.Generator, n: int = 12) -> Batch:
+    x1, x2 = torch.randn(2, n, generator=gen)
+    target = torch.randint(0, 2, (n,), generator=gen) * 2 - 1
+    return {"preds1": x1, "preds2": x2, "target": target, "sample_weight": torch.rand(n, generator=gen)}
+
+
+def _triplet_batch(gen: torch.Generator, n: int = 12) -> Batch:
+    a, p, neg = torch.randn(3, n, 4, generator=gen)
+    return {"anchor": a, "positive": p, "negative": neg, "sample_weight": torch.rand(n, generator=gen)}
+
+
+def _cosine_batch(gen: torch.Generator, n: int = 12) -> Batch:
+    x1, x2 = torch.randn(2, n, 3, generator=gen)
+    target = torch.randint(0, 2, (n,), generator=gen) * 2 - 1
+    return {"preds1": x1, "preds2": x2, "target": target, "sample_weight": torch.rand(n, generator=gen)}
+
+
+def _multilabel_margin_batch(gen: torch.Generator, n: int = 12, labels: int = 4, index: bool = False) -> Batch:
+    target = torch.randint(0, 2, (n, labels), generator=gen)
+    if index:  # torch's format: the true labels first, then -1 padding
+        order = torch.sort(-target, dim=1, stable=True).indices
+        target = torch.where(target.gather(1, order) == 1, order, -1)
+    return {"preds": torch.randn(n, labels, generator=gen), "target": target}
 
 
 # (name, metric factory taking validate_args, batch factory)
@@ -128,6 +154,29 @@ METRICS += [
         _multilabel_batch,
     ),
     ("embedding", lambda v: hm.HingeEmbeddingLoss(validate_args=v), _embedding_batch),
+    ("margin-ranking", lambda v: hm.MarginRankingLoss(0.5, validate_args=v), _ranking_batch),
+    ("triplet-p1-swap", lambda v: hm.TripletMarginLoss(p=1.0, swap=True, validate_args=v), _triplet_batch),
+    (
+        "triplet-distance-function",
+        lambda v: hm.TripletMarginLoss(distance_function=torch.nn.PairwiseDistance(3.0), validate_args=v),
+        _triplet_batch,
+    ),
+    ("cosine-embedding", lambda v: hm.CosineEmbeddingLoss(0.2, validate_args=v), _cosine_batch),
+    (
+        "multilabel-margin-auto-multi-hot",
+        lambda v: hm.MultilabelMarginLoss(4, validate_args=v),
+        _multilabel_margin_batch,
+    ),
+    (
+        "multilabel-margin-auto-index",
+        lambda v: hm.MultilabelMarginLoss(4, validate_args=v),
+        partial(_multilabel_margin_batch, index=True),
+    ),
+    (
+        "multilabel-margin-index",
+        lambda v: hm.MultilabelMarginLoss(4, validate_args=v, target_format="index"),
+        partial(_multilabel_margin_batch, index=True),
+    ),
 ]
 IDS = [name for name, _, _ in METRICS]
 
@@ -230,12 +279,26 @@ def _multilabel_kernel(preds, target):
     )
 
 
+def _multilabel_margin_kernel(preds, target):
+    plan = _multilabel_margin_plan(preds, target, None, num_labels=4, margin=1.0, target_format="auto")
+    return summed(plan)
+
+
+def _triplet_kernel(anchor, positive, negative, sample_weight):
+    plan = _triplet_plan(
+        anchor, positive, negative, sample_weight, margin=1.0, p=1.0, eps=1e-6, swap=True, distance_function=None
+    )
+    return summed(plan)
+
+
 COMPILED = [
     ("binary-auto-ignore-weighted", _binary_kernel, _binary_batch),
     ("multiclass-crammer-singer-auto", _multiclass_kernel("crammer-singer", "auto"), _multiclass_batch),
     ("multiclass-one-vs-all-softmax", _multiclass_kernel("one-vs-all", "softmax"), _multiclass_batch),
     ("multiclass-weston-watkins-raw", _multiclass_kernel("weston-watkins", None), _multiclass_batch),
     ("multilabel-auto-ignore", _multilabel_kernel, _multilabel_batch),
+    ("multilabel-margin-auto-index", _multilabel_margin_kernel, partial(_multilabel_margin_batch, index=True)),
+    ("triplet-p1-swap-weighted", _triplet_kernel, _triplet_batch),
     (
         "multiclass-categorical-class-weight-raw",
         _multiclass_kernel(
@@ -252,7 +315,8 @@ def test_the_kernel_compiles_as_one_graph_and_matches_eager(name, kernel, draw):
     compiled = torch.compile(kernel, fullgraph=True, backend="aot_eager", dynamic=False)
     for seed, scale in ((0, 1.0), (1, 0.1)):  # logits, then values inside [0, 1]: both sides of "auto"
         batch = draw(torch.Generator().manual_seed(seed))
-        batch["preds"] = batch["preds"] * scale if scale == 1.0 else batch["preds"].sigmoid()
+        first = next(iter(batch))  # the scores (or the anchors)
+        batch[first] = batch[first] * scale if scale == 1.0 else batch[first].sigmoid()
         eager, traced = kernel(**batch), compiled(**batch)
         for ours, expected in zip(traced, eager, strict=True):
             torch.testing.assert_close(ours, expected, rtol=1e-6, atol=1e-9)

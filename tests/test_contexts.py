@@ -70,15 +70,17 @@ CONTEXTS: dict[str, Callable[[], tuple[Callable, contextlib.AbstractContextManag
 }
 
 
-def _scored(batches: list[Batch], context: str) -> tuple[list[Batch], contextlib.AbstractContextManager]:
-    """The batches with their ``preds`` replaced by a model's output made in ``context``."""
+def _scored(
+    batches: list[Batch], context: str, inputs: tuple[str, ...] = ("preds",)
+) -> tuple[list[Batch], contextlib.AbstractContextManager]:
+    """The batches with their float ``inputs`` (scores, embeddings) replaced by a model's output made in ``context``."""
     model, ctx = CONTEXTS[context]()
-    out = []
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return _BF16Linear(x.shape[-1])(x) if model == "bf16" else model(x)
+
     with ctx:
-        for batch in batches:
-            preds = batch["preds"]
-            scores = _BF16Linear(preds.shape[-1])(preds) if model == "bf16" else model(preds)
-            out.append(dict(batch, preds=scores))
+        out = [{k: run(v) if k in inputs else v for k, v in batch.items()} for batch in batches]
     return out, CONTEXTS[context]()[1]
 
 
@@ -98,11 +100,12 @@ def _reference_numbers(batches: list[Batch]) -> Batch:
 @pytest.mark.parametrize("context", list(CONTEXTS))
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_metric_class_in_context(case, context):
-    batches, ctx = _scored(_batches(case), context)
+    batches, ctx = _scored(_batches(case), context, case.inputs)
+    first_input = batches[0][case.inputs[0]]
     if context == "autocast_bf16":
-        assert batches[0]["preds"].dtype == torch.bfloat16  # the context did what it is for
+        assert first_input.dtype == torch.bfloat16  # the context did what it is for
     if context == "autograd":
-        assert batches[0]["preds"].requires_grad
+        assert first_input.requires_grad
     metric = case.make()
     with ctx:
         first = metric(**batches[0])  # forward, as a training or validation step calls it
@@ -122,7 +125,7 @@ def test_metric_class_in_context(case, context):
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_functional_form_in_context(case, context):
     assert case.functional is not None
-    batches, ctx = _scored(_batches(case, sizes=(11,)), context)
+    batches, ctx = _scored(_batches(case, sizes=(11,)), context, case.inputs)
     with ctx:
         value = case.functional(**batches[0])
     np.testing.assert_allclose(value.detach().numpy(), case.oracle(_reference_numbers(batches)), rtol=1e-5)
@@ -176,7 +179,7 @@ def test_margin_distribution_in_context(task, context):
 )
 def test_the_task_dispatchers_in_context(case_name, task_kwargs, context):
     (case,) = [c for c in CASES if c.name == case_name]
-    batches, ctx = _scored(_batches(case), context)
+    batches, ctx = _scored(_batches(case), context, case.inputs)
     metric = hm.HingeLoss(**task_kwargs)
     with ctx:
         for batch in batches:

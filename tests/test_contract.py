@@ -107,8 +107,9 @@ def test_failed_update_leaves_state_untouched(case):
     before = {k: getattr(metric, k).clone() for k in metric._defaults}
     count = metric._update_count
     good = case.draw(torch.Generator().manual_seed(3), 4)
-    bad = dict(good, preds=good["preds"].long())  # integer scores are refused
-    with pytest.raises(TypeError, match="`preds`"):
+    first = case.inputs[0]
+    bad = dict(good, **{first: good[first].long()})  # integer scores (or embeddings) are refused
+    with pytest.raises(TypeError, match=f"`{first}`"):
         metric.update(**bad)
     for k, v in before.items():
         assert torch.equal(getattr(metric, k), v)

@@ -22,7 +22,7 @@ import torch
 
 import hingemetrics as hm
 from tests import reference as ref
-from tests.cases import CASES, Batch, Case, cat_batches
+from tests.cases import CASES, Batch, Case, batch_size, cat_batches, map_inputs
 from tests.ddp.launch import REPO, free_port, loopback_env, run_ranks
 from tests.ddp.scenarios import LAYOUTS, accepts_weights, make_plan, run_rank
 
@@ -194,12 +194,17 @@ def test_dist_sync_on_step_gradient_reaches_each_ranks_scores(dist_run, case):
     for rank, r in enumerate(ranks):
         assert r["step_backward_warnings"] == [], f"rank {rank}"
     for step in range(len(data["steps"][0])):
-        union = cat_batches([data["steps"][rank][step] for rank in range(world)])
-        preds = union["preds"].clone().requires_grad_()
-        case.make()(**{**union, "preds": preds}).sum().backward()
-        sizes = [len(data["steps"][rank][step]["preds"]) for rank in range(world)]
-        for rank, expected in enumerate(preds.grad.split(sizes)):
-            np.testing.assert_allclose(ranks[rank]["step_grads"][step].numpy(), expected.numpy(), rtol=1e-6, atol=0)
+        union = map_inputs(
+            case,
+            cat_batches([data["steps"][rank][step] for rank in range(world)]),
+            lambda x: x.clone().requires_grad_(),
+        )
+        case.make()(**union).sum().backward()
+        sizes = [batch_size(data["steps"][rank][step]) for rank in range(world)]
+        for index, key in enumerate(case.inputs):
+            for rank, expected in enumerate(union[key].grad.split(sizes)):
+                got = ranks[rank]["step_grads"][step][index]
+                np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-6, atol=0, err_msg=key)
 
 
 def test_process_group(dist_run, case):
@@ -207,7 +212,7 @@ def test_process_group(dist_run, case):
     data, ranks = plan["cases"][case.name], _per_case(results, case.name)
     for members in plan["layout"].groups:
         union = _union(data["shards"], members)
-        if not any(len(batch["target"]) for batch in union):
+        if not any(batch_size(batch) for batch in union):
             continue  # a group of idle ranks: nothing to compare
         for key in ("group_compute", "group_context_compute"):
             _expect(case, [ranks[rank][key] for rank in members], union)

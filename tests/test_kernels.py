@@ -20,7 +20,7 @@ from hingemetrics.functional._binary import _binary_hinge_check_tensors, _binary
 from hingemetrics.functional._common import index_blocks, outside_unit_interval, take
 from hingemetrics.functional._multiclass import _multiclass_hinge_check_tensors
 from tests import reference as ref
-from tests.cases import CASES, cat_batches, draw_batches
+from tests.cases import CASES, cat_batches, draw_batches, map_inputs
 
 TINY_CHUNK = 16  # elements: a batch of a few dozen rows spans several chunks
 
@@ -309,8 +309,7 @@ def test_multilabel_chunked_equals_reference(tiny_chunks):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_an_update_never_writes_into_its_inputs(case, dtype, tiny_chunks):
-    batch = case.draw(torch.Generator().manual_seed(4), 20)
-    batch["preds"] = batch["preds"].to(dtype)
+    batch = map_inputs(case, case.draw(torch.Generator().manual_seed(4), 20), lambda x: x.to(dtype))
     before = {k: v.clone() for k, v in batch.items()}
     case.make().update(**batch)
     for k, v in batch.items():

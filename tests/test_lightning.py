@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics import MetricCollection
 
 import hingemetrics as hm
-from tests.cases import CASES, Batch, cat_batches
+from tests.cases import CASES, Batch, cat_batches, map_inputs
 
 BATCHES, BATCH_SIZE = 4, 6
 
@@ -61,8 +61,7 @@ class Evaluated(L.LightningModule):
         self.modes_seen.append((torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
         for case in CASES:
             key = case.name.replace("-", "_")
-            batch = dict(self.data[split][case.name][batch_idx])
-            batch["preds"] = batch["preds"] * self.weight
+            batch = map_inputs(case, self.data[split][case.name][batch_idx], lambda x: x * self.weight)
             metric = self.metrics[key]
             metric(**batch)
             if not _vector(case):

@@ -26,6 +26,7 @@ EXPECTED = [
     "05_history_plot.ipynb",
     "06_choosing_normalization.ipynb",
     "07_distributed_evaluation.ipynb",
+    "08_triplet_embedding.ipynb",
     "09_model_comparison.ipynb",
 ]
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tests.cases import CASES, Batch, Case, cat_batches
+from tests.cases import CASES, Batch, Case, cat_batches, map_inputs
 
 NUM_BATCHES, BATCH_SIZE, WORLD = 4, 6, 2
 
@@ -36,8 +36,8 @@ def _assert_close(actual: Any, expected: Any, rtol: float, what: str) -> None:
     np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), expected, rtol=rtol, err_msg=what)
 
 
-def _with_preds(batches: list[Batch], dtype: torch.dtype) -> list[Batch]:
-    return [dict(b, preds=b["preds"].to(dtype)) for b in batches]
+def _with_inputs(case: Case, batches: list[Batch], dtype: torch.dtype) -> list[Batch]:
+    return [map_inputs(case, b, lambda x: x.to(dtype)) for b in batches]
 
 
 def check_class_contract(case: Case) -> None:
@@ -71,7 +71,7 @@ def check_class_contract(case: Case) -> None:
         _assert_close(_value(other.compute()), case.oracle(whole), 1e-6, f"{name} after more batches")
 
     for dtype, rtol in ((torch.float16, 1e-5), (torch.float64, 1e-10)):
-        typed = _with_preds(batches, dtype)
+        typed = _with_inputs(case, batches, dtype)
         metric = case.make()
         for batch in typed:
             metric.update(**batch)

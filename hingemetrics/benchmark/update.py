@@ -11,7 +11,9 @@ Where torchmetrics has no equivalent, the baseline is the nearest one and the ta
 * Weston-Watkins: ``torch.nn.functional.multi_margin_loss`` summed batch by batch (the same formula, no metric);
 * multilabel: one torchmetrics ``BinaryHingeLoss`` per label, each fed its column, macro-averaged;
 * the default raw-score mode: torchmetrics fed probabilities, which it leaves as they are, so both compute the
-  hinge of the same numbers.
+  hinge of the same numbers;
+* the ranking and embedding family (margin ranking, triplet, cosine embedding, multilabel margin): the torch.nn loss
+  with ``reduction="sum"`` looped over the same batches, its total and count kept as a running mean.
 
 Before timing, each case checks that the two agree on the batch's value. The peak temporary memory of one
 ``update`` (bytes allocated beyond what existed before it) is measured too, and shown as a multiple of the input's
@@ -50,6 +52,7 @@ from hingemetrics._compat import event_start_ns
 __all__ = [
     "Case",
     "Row",
+    "TorchLossBaseline",
     "busy_core",
     "cases",
     "format_markdown",
@@ -123,8 +126,41 @@ class PerLabelBaseline:
         return self
 
 
+class TorchLossBaseline:
+    """A torch.nn loss with ``reduction="sum"`` looped over the batches: a running total and sample count."""
+
+    def __init__(self, loss: torch.nn.Module) -> None:
+        self.loss = loss
+        self.total = torch.zeros((), dtype=torch.float64)
+        self.count = 0
+
+    def _batch_sum(self, *inputs: Tensor) -> Tensor:
+        batch = self.loss(*inputs)
+        self.total = self.total.to(batch.device) + batch.double()
+        self.count += inputs[0].shape[0]
+        return batch
+
+    def update(self, *inputs: Tensor) -> None:
+        """Add a batch."""
+        self._batch_sum(*inputs)
+
+    def __call__(self, *inputs: Tensor) -> Tensor:
+        """Add a batch and return its mean loss."""
+        return self._batch_sum(*inputs) / inputs[0].shape[0]
+
+    def compute(self) -> Tensor:
+        """The mean loss so far."""
+        return self.total / self.count
+
+    def to(self, device: torch.device) -> TorchLossBaseline:
+        """Keep the running total on ``device``."""
+        self.total = self.total.to(device)
+        return self
+
+
 # ----------------------------------------------------------------------------------------------------- cases
-Draw = Callable[[torch.Generator, int], tuple[Tensor, Tensor]]
+#: ``draw(gen, n)``: the inputs of one batch of n samples, in the order ``update`` takes them.
+Draw = Callable[[torch.Generator, int], tuple[Tensor, ...]]
 
 
 @dataclass(frozen=True)
@@ -161,6 +197,46 @@ def _multilabel(num_labels: int) -> Draw:
         return torch.randn(n, num_labels, generator=gen) * 2, torch.randint(0, 2, (n, num_labels), generator=gen)
 
     return draw
+
+
+def _ranking(gen: torch.Generator, n: int) -> tuple[Tensor, ...]:
+    return (
+        torch.randn(n, generator=gen),
+        torch.randn(n, generator=gen),
+        torch.randint(0, 2, (n,), generator=gen) * 2 - 1,
+    )
+
+
+def _triplets(dim: int) -> Draw:
+    def draw(gen: torch.Generator, n: int) -> tuple[Tensor, ...]:
+        return tuple(torch.randn(n, dim, generator=gen) for _ in range(3))
+
+    return draw
+
+
+def _embedding_pairs(dim: int) -> Draw:
+    def draw(gen: torch.Generator, n: int) -> tuple[Tensor, ...]:
+        x1, x2 = torch.randn(n, dim, generator=gen), torch.randn(n, dim, generator=gen)
+        return x1, x2, torch.randint(0, 2, (n,), generator=gen) * 2 - 1
+
+    return draw
+
+
+def _label_indices(num_labels: int) -> Draw:
+    """Scores and targets in torch's index format (true labels first, then -1), which both sides read."""
+
+    def draw(gen: torch.Generator, n: int) -> tuple[Tensor, ...]:
+        multi_hot = torch.randint(0, 2, (n, num_labels), generator=gen)
+        order = torch.sort(-multi_hot, dim=1, stable=True).indices
+        target = torch.where(multi_hot.gather(1, order) == 1, order, -1)
+        return torch.randn(n, num_labels, generator=gen) * 2, target
+
+    return draw
+
+
+def _family_case(name: str, size: int, draw: Draw, ours: Callable[[bool], Any], loss: torch.nn.Module) -> Case:
+    baseline = f"torch.nn.{type(loss).__name__} per batch (no metric)"
+    return Case(name, baseline, size, draw, ours, lambda v: TorchLossBaseline(loss), torchmetrics=False)
 
 
 def _binary_case(name: str, kind: str, normalization: str | None, baseline: str) -> Case:
@@ -215,6 +291,34 @@ def cases() -> list[Case]:
         ),
         # scores in [0, 1] are left alone by torchmetrics: the hinge of the same numbers as the raw mode
         _binary_case("binary raw scores (default mode)", "probabilities", None, "torchmetrics on scores in [0, 1]"),
+        _family_case(
+            "margin ranking",
+            10**6,
+            _ranking,
+            lambda v: hm.MarginRankingLoss(0.5, validate_args=v),
+            torch.nn.MarginRankingLoss(0.5, reduction="sum"),
+        ),
+        _family_case(
+            "triplet margin, p=2 D=32",
+            10**5,
+            _triplets(32),
+            lambda v: hm.TripletMarginLoss(validate_args=v),
+            torch.nn.TripletMarginLoss(reduction="sum"),
+        ),
+        _family_case(
+            "cosine embedding, D=32",
+            10**5,
+            _embedding_pairs(32),
+            lambda v: hm.CosineEmbeddingLoss(0.2, validate_args=v),
+            torch.nn.CosineEmbeddingLoss(0.2, reduction="sum"),
+        ),
+        _family_case(
+            "multilabel margin, index targets L=16",
+            10**5,
+            _label_indices(16),
+            lambda v: hm.MultilabelMarginLoss(16, validate_args=v),
+            torch.nn.MultiLabelMarginLoss(reduction="sum"),
+        ),
     ]
 
 
@@ -331,25 +435,25 @@ def _value(result: Tensor) -> Tensor:
     return result.detach().double().cpu().reshape(-1)
 
 
-def _agree(case: Case, preds: Tensor, target: Tensor, device: torch.device) -> bool:
+def _agree(case: Case, inputs: tuple[Tensor, ...], device: torch.device) -> bool:
     """Whether hingemetrics and the baseline give the same value for the batch (float32 tolerance)."""
     ours, theirs = (
-        _value(case.ours(True).to(device)(preds, target)),
-        _value(case.theirs(True).to(device)(preds, target)),
+        _value(case.ours(True).to(device)(*inputs)),
+        _value(case.theirs(True).to(device)(*inputs)),
     )
     return ours.shape == theirs.shape and bool(torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5))
 
 
 def _measure(
-    case: Case, preds: Tensor, target: Tensor, validate: bool, repeats: int, warmup: int, device: torch.device
+    case: Case, inputs: tuple[Tensor, ...], validate: bool, repeats: int, warmup: int, device: torch.device
 ) -> Row:
     ours, theirs = case.ours(validate).to(device), case.theirs(validate).to(device)
     jobs: dict[str, Callable[[], object]] = {
-        "ours update": lambda: ours.update(preds, target),
-        "theirs update": lambda: theirs.update(preds, target),
-        "floor": lambda: (preds.sum(), target.sum()),
-        "ours forward": lambda: ours(preds, target),
-        "theirs forward": lambda: theirs(preds, target),
+        "ours update": lambda: ours.update(*inputs),
+        "theirs update": lambda: theirs.update(*inputs),
+        "floor": lambda: [t.sum() for t in inputs],
+        "ours forward": lambda: ours(*inputs),
+        "theirs forward": lambda: theirs(*inputs),
         "ours compute": ours.compute,
         "theirs compute": theirs.compute,
     }
@@ -362,19 +466,19 @@ def _measure(
         for name in order if repeat % 2 == 0 else order[::-1]:
             times[name].append(_elapsed(jobs[name], device))
     median = {name: statistics.median(values) * 1e3 for name, values in times.items()}
-    input_bytes = sum(t.numel() * t.element_size() for t in (preds, target))
+    input_bytes = sum(t.numel() * t.element_size() for t in inputs)
     return Row(
         case=case.name,
         baseline=case.baseline,
-        size=preds.numel(),
+        size=inputs[0].numel(),
         validate_args=validate,
         ours_ms={task: median[f"ours {task}"] for task in TASKS},
         theirs_ms={task: median[f"theirs {task}"] for task in TASKS},
         floor_ms=median["floor"],
-        agree=_agree(case, preds, target, device),
+        agree=_agree(case, inputs, device),
         input_bytes=input_bytes,
-        ours_peak_bytes=peak_temporary_bytes(lambda: ours.update(preds, target), device),
-        theirs_peak_bytes=peak_temporary_bytes(lambda: theirs.update(preds, target), device),
+        ours_peak_bytes=peak_temporary_bytes(lambda: ours.update(*inputs), device),
+        theirs_peak_bytes=peak_temporary_bytes(lambda: theirs.update(*inputs), device),
         torchmetrics=case.torchmetrics,
     )
 
@@ -410,9 +514,9 @@ def run_update_benchmark(
         if progress is not None:
             progress(case.name)
         size = max(case.size // 100, 10) if quick else case.size
-        preds, target = (t.to(target_device) for t in case.draw(torch.Generator().manual_seed(0), size))
+        inputs = tuple(t.to(target_device) for t in case.draw(torch.Generator().manual_seed(0), size))
         for validate in (True, False):
-            rows.append(_measure(case, preds, target, validate, repeats, warmup, target_device))
+            rows.append(_measure(case, inputs, validate, repeats, warmup, target_device))
     return rows
 
 

@@ -54,15 +54,20 @@ def _hinge_embedding_check_tensors(preds: Tensor, target: Tensor, validate_args:
 
 
 def _check_embedding_values(preds: Tensor, target: Tensor) -> None:
-    """Require finite inputs and +1/-1 targets, from the extrema of both, read in one transfer.
-
-    Targets that reach down to 0 or below also have their zeros counted. Only a failing target is looked at
-    element by element, to name the offending values.
-    """
+    """Require finite inputs and +1/-1 targets, from the extrema of both, read in one transfer."""
     kept_range, fraction_range = C.label_ranges(target, None, 0)
     scores, kept, fraction = C.read_extrema(C.value_range(preds), kept_range, fraction_range)
     if not C.finite(scores):
         C.raise_not_finite("preds", preds)
+    check_pm_one_extrema(target, kept, fraction)
+
+
+def check_pm_one_extrema(target: Tensor, kept: C.Extrema, fraction: C.Extrema) -> None:
+    """Require +1/-1 targets, given the extrema of the target and of its fractional parts already read.
+
+    Targets that reach down to 0 or below also have their zeros counted. Only a failing target is looked at
+    element by element, to name the offending values.
+    """
     ok = C.within(kept, -1, 1) and C.within(fraction, 0, 0)
     if ok and kept is not None and kept[0] <= 0:
         ok = int(torch.count_nonzero(target)) == target.numel()  # no 0 between the -1s and 1s

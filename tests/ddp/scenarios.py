@@ -26,7 +26,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 import hingemetrics as hm
-from tests.cases import CASES, Batch, Case
+from tests.cases import CASES, Batch, Case, batch_size, map_inputs
 
 Call = tuple[str, tuple[tuple[int, ...], ...]]
 
@@ -195,19 +195,21 @@ def _sync_paths(case: Case, data: dict[str, Any], rank: int, group: Any) -> dict
     return out
 
 
-def _step_gradients(case: Case, batches: list[Batch]) -> tuple[list[Tensor], list[str]]:
-    """The gradient of each synced step value (summed if a vector) with respect to this rank's scores."""
+def _step_gradients(case: Case, batches: list[Batch]) -> tuple[list[list[Tensor]], list[str]]:
+    """The gradient of each synced step value (summed if a vector) with respect to each of this rank's float inputs
+    (scores or embeddings), one list per step in the order of ``case.inputs``."""
     metric = case.make()
     metric.dist_sync_on_step = True
     grads = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for batch in batches:
-            preds = batch["preds"].clone().requires_grad_()
-            value = metric(**{**batch, "preds": preds})
+            batch = map_inputs(case, batch, lambda x: x.clone().requires_grad_())
+            value = metric(**batch)
             if value.requires_grad:  # not for an empty batch: nothing on this rank to differentiate
                 value.sum().backward()
-            grads.append(preds.grad if preds.grad is not None else torch.zeros_like(preds))
+            inputs = [batch[k] for k in case.inputs]
+            grads.append([x.grad if x.grad is not None else torch.zeros_like(x) for x in inputs])
     return grads, [str(w.message) for w in caught if "autograd" in str(w.message)]
 
 
@@ -223,14 +225,14 @@ def padding_weights(rank: int, world: int, seen: int, batch_size: int, dataset_s
 
 def _padded_run(case: Case, dataset: Batch, rank: int, world: int) -> tuple[Tensor, Tensor]:
     """Evaluate ``dataset`` through a shuffling DistributedSampler, with and without the padding weights."""
-    size = len(dataset["target"])
+    size = batch_size(dataset)
     items = [{key: value[i] for key, value in dataset.items()} for i in range(size)]
     sampler = DistributedSampler(items, num_replicas=world, rank=rank, shuffle=True, seed=7)
     exact, naive = case.make(), case.make()
     seen = 0
     for batch in DataLoader(items, batch_size=3, sampler=sampler):
-        pad = padding_weights(rank, world, seen, len(batch["target"]), size)
-        seen += len(batch["target"])
+        pad = padding_weights(rank, world, seen, batch_size(batch), size)
+        seen += batch_size(batch)
         own = batch.get("sample_weight")
         weight = pad if own is None else own * pad.reshape(-1, *[1] * (own.dim() - 1)).to(own.dtype)
         exact.update(**{**batch, "sample_weight": weight})
