@@ -19,7 +19,7 @@ from scipy import stats
 from torchmetrics import MetricCollection, MetricTracker
 
 import hingemetrics as hm
-from tests.cases import CASES, Case, cat_batches, draw_batches, feed
+from tests.cases import CASES, Case, batch_size, cat_batches, draw_batches, feed, map_inputs
 
 Z95 = stats.norm.ppf(0.975)
 
@@ -29,26 +29,27 @@ def case(request) -> Case:
     return request.param
 
 
-def _args(batch: dict) -> tuple[list, dict]:
-    """A registry batch as the positional inputs and the keyword weights of ``_sample_statistics``."""
-    args = [batch["preds"], batch["target"]]
+def _args(case: Case, batch: dict) -> tuple[list, dict]:
+    """A registry batch as the positional inputs (the case's float inputs, then any target) and the keyword
+    weights of ``_sample_statistics``."""
+    args = [batch[key] for key in case.inputs] + ([batch["target"]] if "target" in batch else [])
     return args, ({"sample_weight": batch["sample_weight"]} if "sample_weight" in batch else {})
 
 
-def _batch_sums(metric, batch: dict) -> tuple[torch.Tensor, ...]:
+def _batch_sums(case: Case, metric, batch: dict) -> tuple[torch.Tensor, ...]:
     """``_batch_statistics`` of a registry batch (weighted metrics take the weight, None included)."""
-    weighted = "sample_weight" in inspect.signature(metric._batch_statistics).parameters
+    weighted = "sample_weight" in inspect.signature(metric.update).parameters
     extra = [batch.get("sample_weight")] if weighted else []
-    return metric._batch_statistics(batch["preds"], batch["target"], *extra)
+    return metric._batch_statistics(*_args(case, batch)[0], *extra)
 
 
 # ------------------------------------------------------------------------------------------------- the protocol
 def test_sample_statistics_rows_sum_to_the_batch_statistics(case):
     metric = case.make()
     batch = draw_batches(case, (9,), seed=3)[0]
-    args, weight = _args(batch)
+    args, weight = _args(case, batch)
     rows = metric._sample_statistics(*args, **weight)
-    sums = _batch_sums(metric, batch)
+    sums = _batch_sums(case, metric, batch)
     assert len(rows) == len(sums) == len(metric._sum_states)
     for row, total, name in zip(rows, sums, metric._sum_states, strict=True):
         assert row.dtype == torch.float64 and row.shape == (9, *getattr(metric, name).shape), name
@@ -59,10 +60,10 @@ def test_sample_statistics_rows_are_the_samples_alone(case):
     """Row i is what sample i adds on its own (the metric's statistics of a batch of that one sample)."""
     metric = case.make()
     batch = draw_batches(case, (4,), seed=5)[0]
-    rows = metric._sample_statistics(*_args(batch)[0], **_args(batch)[1])
+    rows = metric._sample_statistics(*_args(case, batch)[0], **_args(case, batch)[1])
     for i in range(4):
         one = {key: value[i : i + 1] for key, value in batch.items()}
-        for row, total in zip(rows, _batch_sums(metric, one), strict=True):
+        for row, total in zip(rows, _batch_sums(case, metric, one), strict=True):
             np.testing.assert_allclose(row[i].numpy(), torch.broadcast_to(total, row.shape[1:]).numpy(), rtol=1e-12)
 
 
@@ -217,10 +218,10 @@ def test_bootstrap_state_is_one_resampled_sum_per_statistic():
 def test_per_group_equals_separate_metrics_fed_their_own_samples(case):
     batches = draw_batches(case, (13, 8), seed=6)
     gen = torch.Generator().manual_seed(0)
-    groups = [torch.randint(3, (b["preds"].shape[0],), generator=gen) for b in batches]
+    groups = [torch.randint(3, (batch_size(b),), generator=gen) for b in batches]
     metric = hm.PerGroup(case.make(), num_groups=4)
     for batch, ids in zip(batches, groups, strict=True):
-        metric.update(*_args(batch)[0], groups=ids, **_args(batch)[1])
+        metric.update(*_args(case, batch)[0], groups=ids, **_args(case, batch)[1])
     got = metric.compute()
     whole, ids = cat_batches(batches), torch.cat(groups)
     for g in range(3):
@@ -313,6 +314,29 @@ def test_paired_comparison_equals_a_plain_paired_computation(weighted):
     alone = hm.ConfidenceInterval(hm.BinaryHingeLoss())
     alone.update(preds_a, target, sample_weight=weight)
     np.testing.assert_allclose(got["stderr_a"].item(), alone.compute()["stderr"].item(), rtol=1e-10)
+
+
+def test_paired_comparison_of_every_case_against_two_separate_metrics(case):
+    """Model b's inputs are a's, changed: each value is a separate metric's, the difference b - a theirs, and a
+    model compared with itself differs by exactly 0 with a zero standard error."""
+    batches = draw_batches(case, (11, 7), seed=8)
+    changed = [map_inputs(case, batch, lambda x: x * 1.3 - 0.2) for batch in batches]
+    paired, same = hm.PairedComparison(case.make()), hm.PairedComparison(case.make())
+    for a, b in zip(batches, changed, strict=True):
+
+        def model(batch: dict) -> torch.Tensor | tuple[torch.Tensor, ...]:
+            inputs = tuple(batch[key] for key in case.inputs)
+            return inputs[0] if len(inputs) == 1 else inputs
+
+        paired.update(model(a), model(b), a.get("target"), a.get("sample_weight"))
+        same.update(model(a), model(a), a.get("target"), a.get("sample_weight"))
+    result, itself = paired.compute(), same.compute()
+    value_a, value_b = feed(case.make(), batches).compute(), feed(case.make(), changed).compute()
+    np.testing.assert_allclose(result["value_a"].numpy(), value_a.numpy(), rtol=1e-10, err_msg=case.name)
+    np.testing.assert_allclose(result["value_b"].numpy(), value_b.numpy(), rtol=1e-10, err_msg=case.name)
+    np.testing.assert_allclose(result["difference"].numpy(), (value_b - value_a).numpy(), rtol=1e-9, atol=1e-12)
+    assert torch.all(itself["difference"] == 0) and torch.all(itself["stderr"].abs() < 1e-9), case.name
+    assert torch.all((result["low"] <= result["difference"]) & (result["difference"] <= result["high"]))
 
 
 def test_paired_comparison_per_class_and_other_input_names():
@@ -592,7 +616,7 @@ def test_every_case_wrapped_in_every_context(context, monkeypatch):
         with ctx:
             for batch in batches:
                 interval.update(**batch)
-                per_group.update(**batch, groups=torch.zeros(batch["preds"].shape[0], dtype=torch.long))
+                per_group.update(**batch, groups=torch.zeros(batch_size(batch), dtype=torch.long))
             result, grouped = interval.compute(), per_group.compute()
         expected = case.oracle(_reference_numbers(batches))
         np.testing.assert_allclose(result["value"].numpy(), expected, rtol=1e-5, err_msg=case.name)
