@@ -18,6 +18,7 @@ from hingemetrics.functional._common import (
     index_blocks,
     loss_dtype,
     outside_unit_interval,
+    samples_in,
     settle_auto,
     squash,
     sum_over_blocks,
@@ -154,7 +155,7 @@ def binary_hinge_sums(
             return column_sums(loss), None
         valid = None if ignore_index is None else chunk_labels != ignore_index
         chunk_weight = None if weight is None else take_weight(weight, block, index_shape, columns)
-        return weighted_sums(loss, valid, chunk_weight, samples)
+        return weighted_sums(loss, valid, chunk_weight, samples_in(block, samples))
 
     shape = scores.shape[1:2] if columns else torch.Size(())
     count = math.prod(index_shape)

@@ -42,8 +42,6 @@ __all__: list[str] = []
 STAT_DTYPE = torch.float64
 T = TypeVar("T")
 Block = tuple[slice, ...]
-#: The block of a whole batch, in one piece: what the per-sample statistics read (no chunks, memory O(batch)).
-WHOLE: Block = (slice(None),)
 
 #: torch's grain size on the CPU: an operation on fewer elements runs on the calling thread, not split over threads.
 TORCH_GRAIN_SIZE = 32768
@@ -166,22 +164,46 @@ def sum_over_blocks(
     With ``weight_shape`` None every position counts once: the blocks give no weight sum (None) and the weight
     total is ``count``, the number of positions. An empty batch gives zeros of ``loss_shape`` and ``weight_shape``.
 
-    With ``samples`` (the per-sample statistics) ``block_sums`` reduces each of the batch's ``samples`` samples on
-    its own (:func:`weighted_sums` with ``samples``) and is called once, on :data:`WHOLE`; the result is its rows,
-    ``(samples, *loss_shape)`` and ``(samples, ...)``, zeros for a batch without elements.
+    With ``samples`` (the per-sample statistics), ``block_sums`` reduces each sample of its block on its own
+    (:func:`weighted_sums` with :func:`samples_in`) and the result is the rows of the batch's ``samples`` samples,
+    ``(samples, *loss_shape)`` and ``(samples, ...)``, the blocks' rows in order; a sample larger than a chunk,
+    split over several blocks, adds up their partial rows. A batch without elements gives zero rows.
     """
     if samples is not None:
-        if count == 0:
-            weight_rows = torch.zeros((samples, *(weight_shape or ())), dtype=STAT_DTYPE, device=device)
-            return torch.zeros((samples, *loss_shape), dtype=STAT_DTYPE, device=device), weight_rows
-        loss_rows, weight_rows_or_none = block_sums(WHOLE)
-        assert weight_rows_or_none is not None, "per-sample blocks give the weight rows"
-        return loss_rows, weight_rows_or_none
+        return _rows_over_blocks(map_blocks(block_sums, blocks), blocks, samples, device, loss_shape, weight_shape)
     parts = map_blocks(block_sums, blocks)
     loss_sum = add_up([loss for loss, _ in parts], loss_shape, device)
     if weight_shape is None:
         return loss_sum, torch.full((), count, dtype=STAT_DTYPE, device=device)
     return loss_sum, add_up([weight for _, weight in parts if weight is not None], weight_shape, device)
+
+
+def _rows_over_blocks(
+    parts: list[tuple[Tensor, Tensor | None]],
+    blocks: Sequence[Block],
+    samples: int,
+    device: torch.device,
+    loss_shape: torch.Size,
+    weight_shape: torch.Size | None,
+) -> tuple[Tensor, Tensor]:
+    """The per-sample rows of a batch from its blocks' rows (see :func:`sum_over_blocks`)."""
+    if not parts:
+        weight_rows = torch.zeros((samples, *(weight_shape or ())), dtype=STAT_DTYPE, device=device)
+        return torch.zeros((samples, *loss_shape), dtype=STAT_DTYPE, device=device), weight_rows
+    losses = torch.cat([loss for loss, _ in parts])
+    weights = torch.cat([weight for _, weight in parts if weight is not None])
+    if losses.shape[0] == samples:  # blocks of whole samples
+        return losses, weights
+    owner = torch.tensor([block[0].start for block in blocks], device=device)  # one sample per block
+    return (
+        losses.new_zeros((samples, *losses.shape[1:])).index_add_(0, owner, losses),
+        weights.new_zeros((samples, *weights.shape[1:])).index_add_(0, owner, weights),
+    )
+
+
+def samples_in(block: Block, samples: int | None) -> int | None:
+    """How many of a batch's ``samples`` samples ``block`` covers, its length along dimension 0; None stays None."""
+    return None if samples is None else len(range(samples)[block[0]])
 
 
 def add_up(parts: list[Tensor], shape: torch.Size, device: torch.device) -> Tensor:

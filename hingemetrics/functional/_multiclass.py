@@ -21,6 +21,7 @@ from hingemetrics.functional._common import (
     loss_dtype,
     outside_unit_interval,
     row_sums,
+    samples_in,
     settle_auto,
     squash,
     sum_over_blocks,
@@ -173,7 +174,7 @@ def _multiclass_hinge_update(
         if not per_row and samples is None:
             return column_sums(loss), None
         weight = None if sample_weight is None else take_weight(sample_weight, block, index_shape)
-        return weighted_sums(loss, valid, weight, samples)
+        return weighted_sums(loss, valid, weight, samples_in(block, samples))
 
     loss_shape = torch.Size((num_classes,) if multiclass_mode == "one-vs-all" else ())
     weight_shape = torch.Size(()) if per_row else None
