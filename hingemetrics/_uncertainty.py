@@ -129,7 +129,7 @@ class _RowSums(NamedTuple):
     """What a wrapper adds up from a batch's flat per-sample rows (see :func:`_sum_rows`)."""
 
     sums: Tensor  #: ``(K,)``, or ``(G, K)`` by group
-    count: Tensor  #: ``()``, or ``(G,)``: the number of samples
+    samples: Tensor  #: ``()``, or ``(G,)``: the number of samples
     moments: Tensor | None  #: ``(B, J, J)`` or ``(G, B, J, J)``: the summed products of the rows per block
     resampled: Tensor | None  #: ``(R, K)`` or ``(R, G, K)``: the sums with the samples weighted by ``weight``
 
@@ -154,12 +154,13 @@ def _sum_rows(
     step stays below torch's grain size on the CPU and runs on the calling thread. The products are float64
     matrix products (autocast leaves float64 alone), or float64 elementwise ones by group.
     """
-    lead = () if groups is None else (num_groups,)
+    num = 0 if num_groups is None else num_groups
+    lead: tuple[int, ...] = () if groups is None else (num,)
     blocks = () if members is None else tuple(members.shape)
     # the full K x K product matrix, when it is not much larger than the blocks' products
     gram = members is not None and groups is None and width * width <= 4 * math.prod(blocks) * blocks[-1]
     resamples = 0 if weight is None else weight.shape[1]
-    row_size = width + 1 + (math.prod(blocks) * blocks[-1] if groups is not None and blocks else 0)
+    row_size = width if groups is None else width + 1 + (math.prod(blocks) * blocks[-1] if blocks else 0)
     row_size = max(row_size, resamples * (width + 1) if groups is not None else resamples)
     parts: list[list[Tensor]] = []
     for piece in _pieces(count, row_size, device):
@@ -170,7 +171,7 @@ def _sum_rows(
         else:
             ids = groups[piece]
             with_count = torch.cat([flat, flat.new_ones((flat.shape[0], 1))], dim=1)
-            out.append(with_count.new_zeros((num_groups, width + 1)).index_add_(0, ids, with_count))
+            out.append(with_count.new_zeros((num, width + 1)).index_add_(0, ids, with_count))
         if members is not None and gram:
             out.append((flat.T @ flat)[members.unsqueeze(-1), members.unsqueeze(-2)])
         elif members is not None:
@@ -179,18 +180,18 @@ def _sum_rows(
                 out.append(torch.einsum("nbj,nbk->bjk", block_rows, block_rows))
             else:
                 outer = block_rows.unsqueeze(-1) * block_rows.unsqueeze(-2)
-                out.append(outer.new_zeros((num_groups, *outer.shape[1:])).index_add_(0, ids, outer))
+                out.append(outer.new_zeros((num, *outer.shape[1:])).index_add_(0, ids, outer))
         if weight is not None and groups is None:
             out.append(weight[piece].T @ flat)
         elif weight is not None:
             spread = weight[piece].unsqueeze(-1) * with_count.unsqueeze(1)  # (n, R, K + 1)
-            out.append(spread.new_zeros((num_groups, *spread.shape[1:])).index_add_(0, ids, spread))
+            out.append(spread.new_zeros((num, *spread.shape[1:])).index_add_(0, ids, spread))
         parts.append(out)
-    shapes = [(*lead, width + 1)] if groups is not None else [(width,)]
+    shapes: list[tuple[int, ...]] = [(*lead, width + 1)] if groups is not None else [(width,)]
     if members is not None:
         shapes.append((*lead, *blocks, blocks[-1]))
     if weight is not None:
-        shapes.append((num_groups, resamples, width + 1) if groups is not None else (resamples, width))
+        shapes.append((num, resamples, width + 1) if groups is not None else (resamples, width))
     totals = [add_up([part[i] for part in parts], torch.Size(shape), device) for i, shape in enumerate(shapes)]
     if groups is not None:
         grouped, *rest = totals
@@ -360,7 +361,7 @@ class PerGroup(SumStateMetric):
         summed = _sum_rows(
             _flat_rows(rows), groups.shape[0], width, rows[0].device, groups=groups, num_groups=self.num_groups
         )
-        return (*_unflatten(summed.sums, shapes), summed.count)
+        return (*_unflatten(summed.sums, shapes), summed.samples)
 
     def _sample_statistics(self, *inputs: Tensor, **kwargs: Any) -> tuple[Tensor, ...]:
         """Each sample's statistics in its group's row, zeros in the others: ``(N, G, ...)`` per state."""
@@ -498,12 +499,12 @@ class ConfidenceInterval(SumStateMetric):
             members=None if layout is None else layout.members.to(device),
             weight=None if layout is not None else self._poisson_weights(count, device),
         )
-        sums = (*_unflatten(summed.sums, shapes), *(() if groups is None else (summed.count,)))
+        sums = (*_unflatten(summed.sums, shapes), *(() if groups is None else (summed.samples,)))
         if summed.moments is not None:
-            return (*sums, summed.count, summed.moments)
+            return (*sums, summed.samples, summed.moments)
         assert summed.resampled is not None
         resampled = _unflatten(summed.resampled, _shapes(wrapped))
-        return (*sums, summed.count, *resampled, torch.ones((), dtype=STAT_DTYPE, device=device))
+        return (*sums, summed.samples, *resampled, torch.ones((), dtype=STAT_DTYPE, device=device))
 
     def _poisson_weights(self, count: int, device: torch.device) -> Tensor:
         """``(count, R)`` Poisson(1) weights of this update, from a generator seeded by seed, rank and draw number."""
@@ -718,7 +719,7 @@ class PairedComparison(SumStateMetric):
         )
         assert summed.moments is not None
         sums_a, sums_b = summed.sums.split(width)
-        return (*_unflatten(sums_a, shapes), *_unflatten(sums_b, shapes), summed.count, summed.moments)
+        return (*_unflatten(sums_a, shapes), *_unflatten(sums_b, shapes), summed.samples, summed.moments)
 
     def compute(self) -> dict[str, Tensor]:
         """The two values, their difference b - a, its paired interval and p-value; see the class docstring."""

@@ -109,7 +109,7 @@ def test_paired_intervals_cover_the_true_difference():
     summed = _sum_rows(
         lambda piece: joint[piece], n, 4, joint.device, groups=streams, num_groups=STREAMS, members=members
     )
-    sums, count, moments = summed.sums, summed.count, summed.moments
+    sums, count, moments = summed.sums, summed.samples, summed.moments
     assert moments is not None and torch.equal(count, torch.full((STREAMS,), SAMPLES, dtype=torch.float64))
     result = paired_result(metric, comparison._single, sums[:, :2], sums[:, 2:], count, moments, 0.95)
     truth = _expected_hinge(0.8) - _expected_hinge(0.5)
