@@ -134,6 +134,27 @@ class _RowSums(NamedTuple):
     resampled: Tensor | None  #: ``(R, K)`` or ``(R, G, K)``: the sums with the samples weighted by ``weight``
 
 
+class _Pairs(NamedTuple):
+    """The distinct products :math:`v_a v_b` (``a <= b``) that a layout's second moments need, and where each goes.
+
+    ``left`` and ``right`` are ``(U,)`` flat state indices; ``entries`` is ``(B, J, J)``: the product of each entry
+    of each block's moment matrix. One-vs-all with C classes needs ``3C`` entries but ``2C + 1`` distinct products.
+    """
+
+    left: Tensor
+    right: Tensor
+    entries: Tensor
+
+
+def _pairs_of(members: Tensor) -> _Pairs:
+    """The :class:`_Pairs` of a layout's ``(B, J)`` blocks (host arithmetic, once per wrapper)."""
+    blocks = members.tolist()
+    position: dict[tuple[int, int], int] = {}
+    index = [[[position.setdefault((min(a, b), max(a, b)), len(position)) for b in row] for a in row] for row in blocks]
+    left, right = zip(*position, strict=True)
+    return _Pairs(torch.tensor(left), torch.tensor(right), torch.tensor(index))
+
+
 def _sum_rows(
     flat_rows: Callable[[slice], Tensor],
     count: int,
@@ -142,26 +163,26 @@ def _sum_rows(
     *,
     groups: Tensor | None = None,
     num_groups: int | None = None,
-    members: Tensor | None = None,
+    pairs: _Pairs | None = None,
     weight: Tensor | None = None,
 ) -> _RowSums:
     r"""Add up the ``count`` flat rows ``flat_rows(piece) -> (n, K)`` of a batch, one piece of rows at a time.
 
-    The sums :math:`\sum_i v_i` (by group: of each group's rows), the sample count, with ``members`` (a layout's
-    ``(B, J)`` blocks) the second moments :math:`\sum_i v_i v_i^\top` on each block, and with ``weight``
-    (``(N, R)``) the resampled sums :math:`\sum_i p_{ir} v_i`. Each piece holds at most one kernel chunk of
-    elements (:func:`~hingemetrics.functional._common.index_blocks`), so, as in the metrics' own kernels, every
-    step stays below torch's grain size on the CPU and runs on the calling thread. The products are float64
-    matrix products (autocast leaves float64 alone), or float64 elementwise ones by group.
+    The sums :math:`\sum_i v_i` (by group: of each group's rows), the sample count, with ``pairs`` (of a layout's
+    blocks) the second moments :math:`\sum_i v_i v_i^\top` on each block, and with ``weight`` (``(N, R)``) the
+    resampled sums :math:`\sum_i p_{ir} v_i`. Each piece holds at most one kernel chunk of elements
+    (:func:`~hingemetrics.functional._common.index_blocks`), so, as in the metrics' own kernels, every step stays
+    below torch's grain size on the CPU and runs on the calling thread. The products are float64 and elementwise
+    (the bootstrap's weighted sums: a float64 matrix product per piece, which autocast leaves alone).
     """
     num = 0 if num_groups is None else num_groups
     lead: tuple[int, ...] = () if groups is None else (num,)
-    blocks = () if members is None else tuple(members.shape)
-    # the full K x K product matrix, when it is not much larger than the blocks' products
-    gram = members is not None and groups is None and width * width <= 4 * math.prod(blocks) * blocks[-1]
     resamples = 0 if weight is None else weight.shape[1]
-    row_size = width if groups is None else width + 1 + (math.prod(blocks) * blocks[-1] if blocks else 0)
-    row_size = max(row_size, resamples * (width + 1) if groups is not None else resamples)
+    distinct = 0 if pairs is None else pairs.left.numel()
+    spread_size = resamples * (width + 1) if groups is not None else resamples
+    row_size = max(width + (groups is not None), distinct, spread_size)
+    if pairs is not None:
+        left, right = pairs.left.to(device), pairs.right.to(device)
     parts: list[list[Tensor]] = []
     for piece in _pieces(count, row_size, device):
         flat = flat_rows(piece)
@@ -172,15 +193,15 @@ def _sum_rows(
             ids = groups[piece]
             with_count = torch.cat([flat, flat.new_ones((flat.shape[0], 1))], dim=1)
             out.append(with_count.new_zeros((num, width + 1)).index_add_(0, ids, with_count))
-        if members is not None and gram:
-            out.append((flat.T @ flat)[members.unsqueeze(-1), members.unsqueeze(-2)])
-        elif members is not None:
-            block_rows = flat[:, members]  # (n, B, J)
-            if groups is None:
-                out.append(torch.einsum("nbj,nbk->bjk", block_rows, block_rows))
+        if pairs is not None:
+            # index_select and one contiguous product, not flat[:, members] and a broadcast: torch's advanced
+            # indexing splits even a small piece over threads, and a broadcast over dimensions of size J is slow
+            if groups is None:  # the columns side by side in memory: each selected column is one contiguous copy
+                columns = flat.T.contiguous()
+                out.append((columns.index_select(0, left) * columns.index_select(0, right)).sum(1))
             else:
-                outer = block_rows.unsqueeze(-1) * block_rows.unsqueeze(-2)
-                out.append(outer.new_zeros((num, *outer.shape[1:])).index_add_(0, ids, outer))
+                products = flat.index_select(1, left) * flat.index_select(1, right)  # (n, U)
+                out.append(products.new_zeros((num, distinct)).index_add_(0, ids, products))
         if weight is not None and groups is None:
             out.append(weight[piece].T @ flat)
         elif weight is not None:
@@ -188,8 +209,8 @@ def _sum_rows(
             out.append(spread.new_zeros((num, *spread.shape[1:])).index_add_(0, ids, spread))
         parts.append(out)
     shapes: list[tuple[int, ...]] = [(*lead, width + 1)] if groups is not None else [(width,)]
-    if members is not None:
-        shapes.append((*lead, *blocks, blocks[-1]))
+    if pairs is not None:
+        shapes.append((*lead, distinct))
     if weight is not None:
         shapes.append((num, resamples, width + 1) if groups is not None else (resamples, width))
     totals = [add_up([part[i] for part in parts], torch.Size(shape), device) for i, shape in enumerate(shapes)]
@@ -199,7 +220,7 @@ def _sum_rows(
     else:
         totals.insert(1, torch.full((), count, dtype=STAT_DTYPE, device=device))
     sums, total_count, *rest = totals
-    moments = rest.pop(0) if members is not None else None
+    moments = rest.pop(0)[..., pairs.entries.to(device)] if pairs is not None else None
     resampled = None
     if weight is not None:
         resampled = rest.pop(0)
@@ -463,6 +484,7 @@ class ConfidenceInterval(SumStateMetric):
         self._inner: SumStateMetric = metric.metric if isinstance(metric, PerGroup) else metric
         self._num_groups: int | None = metric.num_groups if isinstance(metric, PerGroup) else None
         self._layout = _layout_of(self._inner) if method == "normal" else None
+        self._pairs = None if self._layout is None else _pairs_of(self._layout.members)
         names, shapes = metric._sum_states, _shapes(metric)
         for name, shape in zip(names, shapes, strict=True):
             self._add_sum_state(f"sum_{name}", shape)
@@ -496,7 +518,7 @@ class ConfidenceInterval(SumStateMetric):
             device,
             groups=groups,
             num_groups=self._num_groups,
-            members=None if layout is None else layout.members.to(device),
+            pairs=self._pairs,
             weight=None if layout is not None else self._poisson_weights(count, device),
         )
         sums = (*_unflatten(summed.sums, shapes), *(() if groups is None else (summed.samples,)))
@@ -673,6 +695,7 @@ class PairedComparison(SumStateMetric):
             torch.cat([layout.members, layout.members + size], dim=1), layout.block_of, layout.result_shape
         )
         self._single = layout
+        self._pairs = _pairs_of(self._layout.members)
         for side in ("a", "b"):
             for name, shape in zip(metric._sum_states, _shapes(metric), strict=True):
                 self._add_sum_state(f"{side}_{name}", shape)
@@ -715,7 +738,7 @@ class PairedComparison(SumStateMetric):
             rows_a[0].shape[0],
             2 * width,
             device,
-            members=self._layout.members.to(device),
+            pairs=self._pairs,
         )
         assert summed.moments is not None
         sums_a, sums_b = summed.sums.split(width)
