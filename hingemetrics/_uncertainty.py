@@ -156,7 +156,7 @@ def _pairs_of(members: Tensor) -> _Pairs:
 
 
 def _sum_rows(
-    flat_rows: Callable[[slice], Tensor],
+    flat_columns: Callable[[slice], Tensor],
     count: int,
     width: int,
     device: torch.device,
@@ -166,7 +166,7 @@ def _sum_rows(
     pairs: _Pairs | None = None,
     weight: Tensor | None = None,
 ) -> _RowSums:
-    r"""Add up the ``count`` flat rows ``flat_rows(piece) -> (n, K)`` of a batch, one piece of rows at a time.
+    r"""Add up the ``count`` flat rows of a batch, ``flat_columns(piece) -> (K, n)`` one piece of rows at a time.
 
     The sums :math:`\sum_i v_i` (by group: of each group's rows), the sample count, with ``pairs`` (of a layout's
     blocks) the second moments :math:`\sum_i v_i v_i^\top` on each block, and with ``weight`` (``(N, R)``) the
@@ -185,10 +185,11 @@ def _sum_rows(
         left, right = pairs.left.to(device), pairs.right.to(device)
     parts: list[list[Tensor]] = []
     for piece in _pieces(count, row_size, device):
-        flat = flat_rows(piece)
+        columns = flat_columns(piece)  # (K, n): each column of the rows contiguous
+        flat = columns.T
         out = []
         if groups is None:
-            out.append(flat.sum(0))
+            out.append(columns.sum(1))
         else:
             ids = groups[piece]
             with_count = torch.cat([flat, flat.new_ones((flat.shape[0], 1))], dim=1)
@@ -196,14 +197,13 @@ def _sum_rows(
         if pairs is not None:
             # index_select and one contiguous product, not flat[:, members] and a broadcast: torch's advanced
             # indexing splits even a small piece over threads, and a broadcast over dimensions of size J is slow
-            if groups is None:  # the columns side by side in memory: each selected column is one contiguous copy
-                columns = flat.T.contiguous()
+            if groups is None:  # each selected column is one contiguous copy
                 out.append((columns.index_select(0, left) * columns.index_select(0, right)).sum(1))
             else:
                 products = flat.index_select(1, left) * flat.index_select(1, right)  # (n, U)
                 out.append(products.new_zeros((num, distinct)).index_add_(0, ids, products))
         if weight is not None and groups is None:
-            out.append(weight[piece].T @ flat)
+            out.append(columns @ weight[piece])  # (K, R)
         elif weight is not None:
             spread = weight[piece].unsqueeze(-1) * with_count.unsqueeze(1)  # (n, R, K + 1)
             out.append(spread.new_zeros((num, *spread.shape[1:])).index_add_(0, ids, spread))
@@ -212,7 +212,7 @@ def _sum_rows(
     if pairs is not None:
         shapes.append((*lead, distinct))
     if weight is not None:
-        shapes.append((num, resamples, width + 1) if groups is not None else (resamples, width))
+        shapes.append((num, resamples, width + 1) if groups is not None else (width, resamples))
     totals = [add_up([part[i] for part in parts], torch.Size(shape), device) for i, shape in enumerate(shapes)]
     if groups is not None:
         grouped, *rest = totals
@@ -224,8 +224,7 @@ def _sum_rows(
     resampled = None
     if weight is not None:
         resampled = rest.pop(0)
-        if groups is not None:
-            resampled = resampled.transpose(0, 1)  # (R, G, K + 1)
+        resampled = resampled.transpose(0, 1)  # (R, G, K + 1) or (R, K)
     return _RowSums(sums, total_count, moments, resampled)
 
 
@@ -234,9 +233,14 @@ def _pieces(count: int, width: int, device: torch.device) -> list[slice]:
     return [block[0] for block in index_blocks((count,), max(width, 1), device)]
 
 
-def _flat_rows(rows: Sequence[Tensor]) -> Callable[[slice], Tensor]:
-    """``piece -> (n, K)``: the rows of ``piece`` of every state, flattened side by side in float64."""
-    return lambda piece: _flatten([row[piece] for row in rows], 1)
+def _flat_columns(rows: Sequence[Tensor]) -> Callable[[slice], Tensor]:
+    """``piece -> (K, n)``: the rows of ``piece`` of every state, flattened, as float64 columns one above another."""
+
+    def columns(piece: slice) -> Tensor:
+        parts = [row[piece] for row in rows]
+        return torch.cat([part.reshape(part.shape[0], -1).T.to(STAT_DTYPE) for part in parts], dim=0)
+
+    return columns
 
 
 def _gradients(metric: SumStateMetric, flat: Tensor, layout: _Layout) -> Tensor:
@@ -380,7 +384,7 @@ class PerGroup(SumStateMetric):
         shapes = _shapes(self.metric)
         width = sum(math.prod(shape) for shape in shapes)
         summed = _sum_rows(
-            _flat_rows(rows), groups.shape[0], width, rows[0].device, groups=groups, num_groups=self.num_groups
+            _flat_columns(rows), groups.shape[0], width, rows[0].device, groups=groups, num_groups=self.num_groups
         )
         return (*_unflatten(summed.sums, shapes), summed.samples)
 
@@ -512,7 +516,7 @@ class ConfidenceInterval(SumStateMetric):
         count, device = rows[0].shape[0], rows[0].device
         layout = self._layout
         summed = _sum_rows(
-            _flat_rows(rows),
+            _flat_columns(rows),
             count,
             sum(math.prod(shape) for shape in shapes),
             device,
@@ -732,9 +736,9 @@ class PairedComparison(SumStateMetric):
         shapes = _shapes(self.metric)
         width = sum(math.prod(shape) for shape in shapes)
         device = rows_a[0].device
-        flat_a, flat_b = _flat_rows(rows_a), _flat_rows(rows_b)
+        flat_a, flat_b = _flat_columns(rows_a), _flat_columns(rows_b)
         summed = _sum_rows(
-            lambda piece: torch.cat([flat_a(piece), flat_b(piece)], dim=1),
+            lambda piece: torch.cat([flat_a(piece), flat_b(piece)]),
             rows_a[0].shape[0],
             2 * width,
             device,

@@ -107,7 +107,7 @@ def test_paired_intervals_cover_the_true_difference():
     streams = torch.arange(STREAMS).repeat_interleave(SAMPLES)
     members = comparison._layout.members
     summed = _sum_rows(
-        lambda piece: joint[piece], n, 4, joint.device, groups=streams, num_groups=STREAMS, pairs=_pairs_of(members)
+        lambda piece: joint[piece].T, n, 4, joint.device, groups=streams, num_groups=STREAMS, pairs=_pairs_of(members)
     )
     sums, count, moments = summed.sums, summed.samples, summed.moments
     assert moments is not None and torch.equal(count, torch.full((STREAMS,), SAMPLES, dtype=torch.float64))

@@ -437,6 +437,8 @@ def sample_sums(values: Tensor, row_weight: Tensor | None = None, *, samples: in
     if row_weight is not None:
         row_weight = row_weight.to(STAT_DTYPE)
         values = values * (row_weight if values.dim() == 1 else row_weight.unsqueeze(1))
+    if values.shape[0] == samples:  # one row per sample: nothing to add up
+        return values
     return values.reshape(samples, -1, *values.shape[1:]).sum(1)
 
 
