@@ -172,14 +172,14 @@ def _sum_rows(
     blocks) the second moments :math:`\sum_i v_i v_i^\top` on each block, and with ``weight`` (``(N, R)``) the
     resampled sums :math:`\sum_i p_{ir} v_i`. Each piece holds at most one kernel chunk of elements
     (:func:`~hingemetrics.functional._common.index_blocks`), so, as in the metrics' own kernels, every step stays
-    below torch's grain size on the CPU and runs on the calling thread. The products are float64 and elementwise
-    (the bootstrap's weighted sums: a float64 matrix product per piece, which autocast leaves alone).
+    below torch's grain size on the CPU and runs on the calling thread. The products are float64 and elementwise;
+    the bootstrap's weighted sums without groups are one float64 matrix product over the batch.
     """
     num = 0 if num_groups is None else num_groups
     lead: tuple[int, ...] = () if groups is None else (num,)
     resamples = 0 if weight is None else weight.shape[1]
     distinct = 0 if pairs is None else pairs.left.numel()
-    spread_size = resamples * (width + 1) if groups is not None else resamples
+    spread_size = resamples * (width + 1) if groups is not None else 0
     row_size = max(width + (groups is not None), distinct, spread_size)
     if pairs is not None:
         left, right = pairs.left.to(device), pairs.right.to(device)
@@ -202,17 +202,15 @@ def _sum_rows(
             else:
                 products = flat.index_select(1, left) * flat.index_select(1, right)  # (n, U)
                 out.append(products.new_zeros((num, distinct)).index_add_(0, ids, products))
-        if weight is not None and groups is None:
-            out.append(columns @ weight[piece])  # (K, R)
-        elif weight is not None:
+        if weight is not None and groups is not None:
             spread = weight[piece].unsqueeze(-1) * with_count.unsqueeze(1)  # (n, R, K + 1)
             out.append(spread.new_zeros((num, *spread.shape[1:])).index_add_(0, ids, spread))
         parts.append(out)
     shapes: list[tuple[int, ...]] = [(*lead, width + 1)] if groups is not None else [(width,)]
     if pairs is not None:
         shapes.append((*lead, distinct))
-    if weight is not None:
-        shapes.append((num, resamples, width + 1) if groups is not None else (width, resamples))
+    if weight is not None and groups is not None:
+        shapes.append((num, resamples, width + 1))
     totals = [add_up([part[i] for part in parts], torch.Size(shape), device) for i, shape in enumerate(shapes)]
     if groups is not None:
         grouped, *rest = totals
@@ -222,9 +220,10 @@ def _sum_rows(
     sums, total_count, *rest = totals
     moments = rest.pop(0)[..., pairs.entries.to(device)] if pairs is not None else None
     resampled = None
-    if weight is not None:
-        resampled = rest.pop(0)
-        resampled = resampled.transpose(0, 1)  # (R, G, K + 1) or (R, K)
+    if weight is not None and groups is not None:
+        resampled = rest.pop(0).transpose(0, 1)  # (R, G, K + 1)
+    elif weight is not None:  # one float64 matrix product over the whole batch (autocast leaves float64 alone)
+        resampled = (flat_columns(slice(None)) @ weight).T if count else weight.new_zeros((resamples, width))
     return _RowSums(sums, total_count, moments, resampled)
 
 
