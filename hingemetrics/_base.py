@@ -25,7 +25,7 @@ from hingemetrics._agreement import (
     group_key,
 )
 from hingemetrics._plot import plot_metric
-from hingemetrics.functional._common import CPU_CHUNK_ELEMENTS, DEVICE_CHUNK_ELEMENTS, STAT_DTYPE
+from hingemetrics.functional._common import STAT_DTYPE
 
 __all__: list[str] = []
 
@@ -161,24 +161,6 @@ def _agree(metrics: Sequence["SumStateMetric"], description: SyncDescription, gr
     check_agreement(description, group, device)
     for metric in metrics:
         metric._agreed_syncs.add(agreed)
-
-
-def _piece_rows(preds: Any, rows: int | None) -> int:
-    """How many samples of ``preds`` make one kernel chunk (at least 1); ``rows`` itself for 0 or 1 sample."""
-    if rows is None or rows <= 1 or not isinstance(preds, Tensor):
-        return rows or 1
-    per_sample = max(1, preds[0].numel())
-    return max(1, (CPU_CHUNK_ELEMENTS if preds.device.type == "cpu" else DEVICE_CHUNK_ELEMENTS) // per_sample)
-
-
-def _rows_of(total: Tensor, scale: Tensor) -> Tensor:
-    """``(numel of total, *scale.shape)``: the gradient of each element of ``total`` with respect to ``scale``."""
-    flat = total.reshape(-1)
-    if not flat.requires_grad:  # nothing depends on the samples (an empty batch)
-        return torch.zeros((scale.numel(), flat.numel()), dtype=STAT_DTYPE, device=scale.device)
-    rows = [torch.autograd.grad(element, scale, retain_graph=True, allow_unused=True)[0] for element in flat.unbind()]
-    columns = [torch.zeros_like(scale) if row is None else row for row in rows]
-    return torch.stack(columns, dim=-1).reshape(scale.numel(), flat.numel()).detach()
 
 
 class _StepSync:
@@ -841,69 +823,25 @@ class SumStateMetric(Metric):
 
 
 class WeightedSumStateMetric(SumStateMetric):
-    """A metric whose ``_batch_statistics(preds, target, sample_weight)`` is linear in the sample weights.
+    """A metric whose statistics of ``(preds, target, sample_weight)`` come from one kernel, summed or per sample.
 
-    Its per-sample statistics come from its own kernel (:meth:`_rows_by_weight`), whatever its options. The
-    samples are the rows of ``preds`` along dimension 0, unless ``preds`` has only ``_one_sample_dims``
-    dimensions: then it is one sample (binary: a 0-d score; multiclass: ``(C,)`` scores).
+    The subclass implements :meth:`_weighted_statistics`; ``_batch_statistics`` is its sum over the batch and
+    ``_sample_statistics`` its rows, one per sample: the same checks and the same element losses, reduced over
+    the batch or over each sample's positions. A sample is a row of ``preds`` along dimension 0, unless ``preds``
+    is a single sample without that dimension (binary: a 0-d score; multiclass: ``(C,)`` scores), one row.
     """
 
-    _one_sample_dims: ClassVar[int] = 0
+    def _batch_statistics(self, preds: Tensor, target: Tensor, sample_weight: Tensor | None) -> tuple[Tensor, ...]:
+        return self._weighted_statistics(preds, target, sample_weight, per_sample=False)
 
     def _sample_statistics(
         self, preds: Tensor, target: Tensor, sample_weight: Tensor | None = None
     ) -> tuple[Tensor, ...]:
         """One row per sample of the batch's statistics; see :meth:`SumStateMetric._sample_statistics`."""
-        several = isinstance(preds, Tensor) and preds.dim() > self._one_sample_dims
-        return self._rows_by_weight(preds, target, sample_weight, preds.shape[0] if several else None)
+        return self._weighted_statistics(preds, target, sample_weight, per_sample=True)
 
-    def _rows_by_weight(
-        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None, rows: int | None
+    def _weighted_statistics(
+        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None, per_sample: bool
     ) -> tuple[Tensor, ...]:
-        r"""Per-sample statistics of a metric whose ``_batch_statistics(preds, target, sample_weight)`` is weighted.
-
-        The batch statistics of a weighted hinge loss are linear in a per-sample scale :math:`u` laid over the
-        weights: :math:`S(u) = \sum_i u_i s_i`, so at :math:`u = 1` the row :math:`s_i` is
-        :math:`\partial S / \partial u_i`. The rows come from the metric's own kernel (one backward pass per state
-        element), whatever its options, not from a second copy of its formula. ``rows`` is the number of samples,
-        or None for inputs that are one sample without a sample dimension.
-
-        Weights the scale cannot be laid over (not a real tensor, or another number of samples) go to
-        ``_batch_statistics`` as they are, which raises its own error.
-        """
-        lead = () if rows is None else (rows,)
-        fits = sample_weight is None or (
-            isinstance(sample_weight, Tensor)
-            and not (sample_weight.is_complex() or sample_weight.dtype == torch.bool)
-            and (rows is None or (sample_weight.dim() >= 1 and sample_weight.shape[0] == rows))
-        )
-        if not fits:
-            self._batch_statistics(preds, target, sample_weight)
-            raise ValueError(f"Expected `sample_weight` with one row per sample ({rows}), but got {sample_weight!r}.")
-        piece = _piece_rows(preds, rows)
-        if rows is not None and piece < rows and getattr(self, "normalization", None) != "auto":
-            # pieces of one kernel chunk each: the backward pass of a chunk's slice of the scale writes a tensor of
-            # the whole scale's size, so one pass over many chunks would cost (chunks x N)
-            parts = [
-                self._rows_by_weight(
-                    preds[start : start + piece],
-                    target[start : start + piece],
-                    None if sample_weight is None else sample_weight[start : start + piece],
-                    min(piece, rows - start),
-                )
-                for start in range(0, rows, piece)
-            ]
-            return tuple(torch.cat(columns) for columns in zip(*parts, strict=True))
-        device = preds.device if isinstance(preds, Tensor) else None
-        with torch.inference_mode(False), torch.enable_grad():
-            scale = torch.ones(lead, dtype=STAT_DTYPE, device=device, requires_grad=True)
-            if sample_weight is None:
-                weight = scale
-            else:
-                spread = scale.reshape(lead + (1,) * (sample_weight.dim() - len(lead)))
-                weight = sample_weight.clone() * spread  # a clone: an inference tensor cannot be saved for backward
-            sums = self._batch_statistics(preds, target, weight)
-            out = [_rows_of(total, scale) for total in sums]
-        return tuple(
-            part.reshape((rows if rows is not None else 1, *total.shape)) for part, total in zip(out, sums, strict=True)
-        )
+        """The checked statistics of a batch: summed, or with ``per_sample`` one ``(N, *state_shape)`` row each."""
+        raise NotImplementedError(f"{type(self).__name__} has no `_weighted_statistics`.")

@@ -72,7 +72,9 @@ class BinaryHingeLoss(WeightedSumStateMetric):
             margin=float(margin), squared=squared, ignore_index=ignore_index, normalization=normalization
         )
 
-    def _batch_statistics(self, preds: Tensor, target: Tensor, sample_weight: Tensor | None) -> tuple[Tensor, ...]:
+    def _weighted_statistics(
+        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None, per_sample: bool
+    ) -> tuple[Tensor, ...]:
         extrema = _binary_hinge_check_tensors(preds, target, sample_weight, self.ignore_index, self.validate_args)
         return _binary_hinge_update(
             preds,
@@ -83,6 +85,7 @@ class BinaryHingeLoss(WeightedSumStateMetric):
             normalization=self.normalization,
             sample_weight=sample_weight,
             score_extrema=extrema,
+            per_sample=per_sample,
         )
 
     def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
@@ -130,8 +133,6 @@ class MulticlassHingeLoss(WeightedSumStateMetric):
         tensor(0.8500, dtype=torch.float64)
     """
 
-    _one_sample_dims = 1  # (C,) scores: one sample
-
     loss_sum: Tensor
     weight_sum: Tensor
 
@@ -178,7 +179,9 @@ class MulticlassHingeLoss(WeightedSumStateMetric):
             **by_class,
         )
 
-    def _batch_statistics(self, preds: Tensor, target: Tensor, sample_weight: Tensor | None) -> tuple[Tensor, ...]:
+    def _weighted_statistics(
+        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None, per_sample: bool
+    ) -> tuple[Tensor, ...]:
         extrema = _multiclass_hinge_check_tensors(
             preds, target, sample_weight, self.num_classes, self.ignore_index, self.validate_args
         )
@@ -194,6 +197,7 @@ class MulticlassHingeLoss(WeightedSumStateMetric):
             sample_weight=sample_weight,
             score_extrema=extrema,
             class_weight=self._class_weights(),
+            per_sample=per_sample,
         )
 
     def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:

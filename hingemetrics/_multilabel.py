@@ -74,7 +74,9 @@ class MultilabelHingeLoss(WeightedSumStateMetric):
             normalization=normalization,
         )
 
-    def _batch_statistics(self, preds: Tensor, target: Tensor, sample_weight: Tensor | None) -> tuple[Tensor, ...]:
+    def _weighted_statistics(
+        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None, per_sample: bool
+    ) -> tuple[Tensor, ...]:
         _multilabel_hinge_check_tensors(
             preds, target, sample_weight, self.num_labels, self.ignore_index, self.validate_args
         )
@@ -87,6 +89,7 @@ class MultilabelHingeLoss(WeightedSumStateMetric):
             ignore_index=self.ignore_index,
             normalization=self.normalization,
             sample_weight=sample_weight,
+            per_sample=per_sample,
         )
 
     def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:

@@ -19,7 +19,7 @@ import hashlib
 import math
 import secrets
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
@@ -27,8 +27,9 @@ import torch.distributed as dist
 from torch import Tensor
 
 from hingemetrics._base import SumStateMetric
+from hingemetrics._compat import aminmax
 from hingemetrics.functional import _checks as C
-from hingemetrics.functional._common import STAT_DTYPE
+from hingemetrics.functional._common import STAT_DTYPE, add_up, combine_extrema, index_blocks
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -124,14 +125,121 @@ def _layout_of(metric: SumStateMetric) -> _Layout:
     return _Layout(torch.arange(size).reshape(1, size), torch.zeros(len(supports), dtype=torch.long), result.shape)
 
 
-def _outer_sums(rows: Tensor, index: Tensor, groups: Tensor | None, num_groups: int | None) -> Tensor:
-    r""":math:`\sum_i v_i v_i^\top` per block, ``v_i = rows[i, index[b]]``: ``(B, J, J)``, or ``(G, B, J, J)``."""
-    blocks = rows[:, index]  # (N, B, J)
-    if groups is None:
-        return torch.einsum("nbj,nbk->bjk", blocks, blocks)
-    assert num_groups is not None
-    outer = blocks.unsqueeze(-1) * blocks.unsqueeze(-2)
-    return outer.new_zeros((num_groups, *outer.shape[1:])).index_add_(0, groups, outer)
+class _RowSums(NamedTuple):
+    """What a wrapper adds up from a batch's flat per-sample rows (see :func:`_sum_rows`)."""
+
+    sums: Tensor  #: ``(K,)``, or ``(G, K)`` by group
+    samples: Tensor  #: ``()``, or ``(G,)``: the number of samples
+    moments: Tensor | None  #: ``(B, J, J)`` or ``(G, B, J, J)``: the summed products of the rows per block
+    resampled: Tensor | None  #: ``(R, K)`` or ``(R, G, K)``: the sums with the samples weighted by ``weight``
+
+
+class _Pairs(NamedTuple):
+    """The distinct products :math:`v_a v_b` (``a <= b``) that a layout's second moments need, and where each goes.
+
+    ``left`` and ``right`` are ``(U,)`` flat state indices; ``entries`` is ``(B, J, J)``: the product of each entry
+    of each block's moment matrix. One-vs-all with C classes needs ``3C`` entries but ``2C + 1`` distinct products.
+    """
+
+    left: Tensor
+    right: Tensor
+    entries: Tensor
+
+
+def _pairs_of(members: Tensor) -> _Pairs:
+    """The :class:`_Pairs` of a layout's ``(B, J)`` blocks (host arithmetic, once per wrapper)."""
+    blocks = members.tolist()
+    position: dict[tuple[int, int], int] = {}
+    index = [[[position.setdefault((min(a, b), max(a, b)), len(position)) for b in row] for a in row] for row in blocks]
+    left, right = zip(*position, strict=True)
+    return _Pairs(torch.tensor(left), torch.tensor(right), torch.tensor(index))
+
+
+def _sum_rows(
+    flat_columns: Callable[[slice], Tensor],
+    count: int,
+    width: int,
+    device: torch.device,
+    *,
+    groups: Tensor | None = None,
+    num_groups: int | None = None,
+    pairs: _Pairs | None = None,
+    weight: Tensor | None = None,
+) -> _RowSums:
+    r"""Add up the ``count`` flat rows of a batch, ``flat_columns(piece) -> (K, n)`` one piece of rows at a time.
+
+    The sums :math:`\sum_i v_i` (by group: of each group's rows), the sample count, with ``pairs`` (of a layout's
+    blocks) the second moments :math:`\sum_i v_i v_i^\top` on each block, and with ``weight`` (``(N, R)``) the
+    resampled sums :math:`\sum_i p_{ir} v_i`. Each piece holds at most one kernel chunk of elements
+    (:func:`~hingemetrics.functional._common.index_blocks`), so, as in the metrics' own kernels, every step stays
+    below torch's grain size on the CPU and runs on the calling thread. The products are float64 and elementwise;
+    the bootstrap's weighted sums without groups are one float64 matrix product over the batch.
+    """
+    num = 0 if num_groups is None else num_groups
+    lead: tuple[int, ...] = () if groups is None else (num,)
+    resamples = 0 if weight is None else weight.shape[1]
+    distinct = 0 if pairs is None else pairs.left.numel()
+    spread_size = resamples * (width + 1) if groups is not None else 0
+    row_size = max(width + (groups is not None), distinct, spread_size)
+    if pairs is not None:
+        left, right = pairs.left.to(device), pairs.right.to(device)
+    parts: list[list[Tensor]] = []
+    for piece in _pieces(count, row_size, device):
+        columns = flat_columns(piece)  # (K, n): each column of the rows contiguous
+        flat = columns.T
+        out = []
+        if groups is None:
+            out.append(columns.sum(1))
+        else:
+            ids = groups[piece]
+            with_count = torch.cat([flat, flat.new_ones((flat.shape[0], 1))], dim=1)
+            out.append(with_count.new_zeros((num, width + 1)).index_add_(0, ids, with_count))
+        if pairs is not None:
+            # index_select and one contiguous product, not flat[:, members] and a broadcast: torch's advanced
+            # indexing splits even a small piece over threads, and a broadcast over dimensions of size J is slow
+            if groups is None:  # each selected column is one contiguous copy
+                out.append((columns.index_select(0, left) * columns.index_select(0, right)).sum(1))
+            else:
+                products = flat.index_select(1, left) * flat.index_select(1, right)  # (n, U)
+                out.append(products.new_zeros((num, distinct)).index_add_(0, ids, products))
+        if weight is not None and groups is not None:
+            spread = weight[piece].unsqueeze(-1) * with_count.unsqueeze(1)  # (n, R, K + 1)
+            out.append(spread.new_zeros((num, *spread.shape[1:])).index_add_(0, ids, spread))
+        parts.append(out)
+    shapes: list[tuple[int, ...]] = [(*lead, width + 1)] if groups is not None else [(width,)]
+    if pairs is not None:
+        shapes.append((*lead, distinct))
+    if weight is not None and groups is not None:
+        shapes.append((num, resamples, width + 1))
+    totals = [add_up([part[i] for part in parts], torch.Size(shape), device) for i, shape in enumerate(shapes)]
+    if groups is not None:
+        grouped, *rest = totals
+        totals = [grouped[:, :width], grouped[:, width], *rest]
+    else:
+        totals.insert(1, torch.full((), count, dtype=STAT_DTYPE, device=device))
+    sums, total_count, *rest = totals
+    moments = rest.pop(0)[..., pairs.entries.to(device)] if pairs is not None else None
+    resampled = None
+    if weight is not None and groups is not None:
+        resampled = rest.pop(0).transpose(0, 1)  # (R, G, K + 1)
+    elif weight is not None:  # one float64 matrix product over the whole batch (autocast leaves float64 alone)
+        resampled = (flat_columns(slice(None)) @ weight).T if count else weight.new_zeros((resamples, width))
+    return _RowSums(sums, total_count, moments, resampled)
+
+
+def _pieces(count: int, width: int, device: torch.device) -> list[slice]:
+    """Consecutive slices of ``count`` rows of ``width`` elements each, at most one kernel chunk per slice."""
+    return [block[0] for block in index_blocks((count,), max(width, 1), device)]
+
+
+def _flat_columns(rows: Sequence[Tensor]) -> Callable[[slice], Tensor]:
+    """``piece -> (K, n)``: the rows of ``piece`` of every state, flattened, as float64 columns one above another."""
+
+    def columns(piece: slice) -> Tensor:
+        parts = [row[piece] for row in rows]
+        return torch.cat([part.reshape(part.shape[0], -1).T.to(STAT_DTYPE) for part in parts], dim=0)
+
+    return columns
 
 
 def _gradients(metric: SumStateMetric, flat: Tensor, layout: _Layout) -> Tensor:
@@ -260,7 +368,8 @@ class PerGroup(SumStateMetric):
         if groups.device != rows[0].device:
             raise ValueError(f"Expected `groups` on the inputs' device {rows[0].device}, but got {groups.device}.")
         if getattr(self.metric, "validate_args", True) and count:
-            low, high = int(groups.min()), int(groups.max())
+            pieces = _pieces(count, 1, groups.device)  # a piece at a time, one host read
+            low, high = combine_extrema([torch.stack(aminmax(groups[piece])) for piece in pieces]).tolist()
             if low < 0 or high >= self.num_groups:
                 bad = low if low < 0 else high
                 raise ValueError(
@@ -269,22 +378,14 @@ class PerGroup(SumStateMetric):
                 )
         return rows, groups.long()
 
-    def _group_sums(self, rows: Sequence[Tensor], groups: Tensor, weight: Tensor | None = None) -> tuple[Tensor, ...]:
-        """This metric's states from rows and group ids: ``(G, ...)``, or ``(R, G, ...)`` with ``(N, R)`` weights."""
-        device = rows[0].device
-        lead = 1 if weight is None else weight.shape[1]
-        scale = torch.ones((rows[0].shape[0], 1), dtype=STAT_DTYPE, device=device) if weight is None else weight
-        out = []
-        for row in [*rows, torch.ones((rows[0].shape[0],), dtype=STAT_DTYPE, device=device)]:
-            flat = row.reshape(row.shape[0], 1, -1) * scale.unsqueeze(-1)  # (N, R, k)
-            total = flat.new_zeros((self.num_groups, *flat.shape[1:])).index_add_(0, groups, flat)
-            total = total.transpose(0, 1).reshape(lead, self.num_groups, *row.shape[1:])
-            out.append(total[0] if weight is None else total)
-        return tuple(out)
-
     def _batch_statistics(self, *inputs: Tensor, **kwargs: Any) -> tuple[Tensor, ...]:
         rows, groups = self._grouped_rows(*inputs, **kwargs)
-        return self._group_sums(rows, groups)
+        shapes = _shapes(self.metric)
+        width = sum(math.prod(shape) for shape in shapes)
+        summed = _sum_rows(
+            _flat_columns(rows), groups.shape[0], width, rows[0].device, groups=groups, num_groups=self.num_groups
+        )
+        return (*_unflatten(summed.sums, shapes), summed.samples)
 
     def _sample_statistics(self, *inputs: Tensor, **kwargs: Any) -> tuple[Tensor, ...]:
         """Each sample's statistics in its group's row, zeros in the others: ``(N, G, ...)`` per state."""
@@ -386,6 +487,7 @@ class ConfidenceInterval(SumStateMetric):
         self._inner: SumStateMetric = metric.metric if isinstance(metric, PerGroup) else metric
         self._num_groups: int | None = metric.num_groups if isinstance(metric, PerGroup) else None
         self._layout = _layout_of(self._inner) if method == "normal" else None
+        self._pairs = None if self._layout is None else _pairs_of(self._layout.members)
         names, shapes = metric._sum_states, _shapes(metric)
         for name, shape in zip(names, shapes, strict=True):
             self._add_sum_state(f"sum_{name}", shape)
@@ -407,26 +509,27 @@ class ConfidenceInterval(SumStateMetric):
         wrapped = self.metric
         if isinstance(wrapped, PerGroup):
             rows, groups = wrapped._grouped_rows(*args, **kwargs)
-            sums = wrapped._group_sums(rows, groups)
-            count: Tensor = sums[-1]
         else:
             rows, groups = self._inner._sample_statistics(*args, **kwargs), None
-            sums = tuple(row.sum(0) for row in rows)
-            count = torch.full((), rows[0].shape[0], dtype=STAT_DTYPE, device=rows[0].device)
-        flat = _flatten(rows, 1)
-        if self._layout is not None:
-            index = self._layout.members.to(flat.device)
-            return (*sums, count, _outer_sums(flat, index, groups, self._num_groups))
-        weight = self._poisson_weights(flat.shape[0], flat.device)
-        if isinstance(wrapped, PerGroup):
-            assert groups is not None
-            resampled = wrapped._group_sums(rows, groups, weight)
-        else:
-            resampled = tuple(torch.einsum("nr,nk->rk", weight, row.reshape(row.shape[0], -1)) for row in rows)
-            resampled = tuple(
-                r.reshape(self.num_resamples, *row.shape[1:]) for r, row in zip(resampled, rows, strict=True)
-            )
-        return (*sums, count, *resampled, torch.ones((), dtype=STAT_DTYPE, device=flat.device))
+        shapes = _shapes(self._inner)
+        count, device = rows[0].shape[0], rows[0].device
+        layout = self._layout
+        summed = _sum_rows(
+            _flat_columns(rows),
+            count,
+            sum(math.prod(shape) for shape in shapes),
+            device,
+            groups=groups,
+            num_groups=self._num_groups,
+            pairs=self._pairs,
+            weight=None if layout is not None else self._poisson_weights(count, device),
+        )
+        sums = (*_unflatten(summed.sums, shapes), *(() if groups is None else (summed.samples,)))
+        if summed.moments is not None:
+            return (*sums, summed.samples, summed.moments)
+        assert summed.resampled is not None
+        resampled = _unflatten(summed.resampled, _shapes(wrapped))
+        return (*sums, summed.samples, *resampled, torch.ones((), dtype=STAT_DTYPE, device=device))
 
     def _poisson_weights(self, count: int, device: torch.device) -> Tensor:
         """``(count, R)`` Poisson(1) weights of this update, from a generator seeded by seed, rank and draw number."""
@@ -595,6 +698,7 @@ class PairedComparison(SumStateMetric):
             torch.cat([layout.members, layout.members + size], dim=1), layout.block_of, layout.result_shape
         )
         self._single = layout
+        self._pairs = _pairs_of(self._layout.members)
         for side in ("a", "b"):
             for name, shape in zip(metric._sum_states, _shapes(metric), strict=True):
                 self._add_sum_state(f"{side}_{name}", shape)
@@ -628,10 +732,20 @@ class PairedComparison(SumStateMetric):
                 f"Expected `preds_a` and `preds_b` to score the same samples, but got {rows_a[0].shape[0]} and "
                 f"{rows_b[0].shape[0]}."
             )
-        joint = torch.cat([_flatten(rows_a, 1), _flatten(rows_b, 1)], dim=1)
-        count = torch.full((), joint.shape[0], dtype=STAT_DTYPE, device=joint.device)
-        moments = _outer_sums(joint, self._layout.members.to(joint.device), None, None)
-        return (*(row.sum(0) for row in rows_a), *(row.sum(0) for row in rows_b), count, moments)
+        shapes = _shapes(self.metric)
+        width = sum(math.prod(shape) for shape in shapes)
+        device = rows_a[0].device
+        flat_a, flat_b = _flat_columns(rows_a), _flat_columns(rows_b)
+        summed = _sum_rows(
+            lambda piece: torch.cat([flat_a(piece), flat_b(piece)]),
+            rows_a[0].shape[0],
+            2 * width,
+            device,
+            pairs=self._pairs,
+        )
+        assert summed.moments is not None
+        sums_a, sums_b = summed.sums.split(width)
+        return (*_unflatten(sums_a, shapes), *_unflatten(sums_b, shapes), summed.samples, summed.moments)
 
     def compute(self) -> dict[str, Tensor]:
         """The two values, their difference b - a, its paired interval and p-value; see the class docstring."""

@@ -18,7 +18,7 @@ import torch
 from scipy import stats
 
 import hingemetrics as hm
-from hingemetrics._uncertainty import _flatten, _outer_sums, paired_result
+from hingemetrics._uncertainty import _flatten, _pairs_of, _sum_rows, paired_result
 
 STREAMS, SAMPLES, PIECES = 1000, 2000, 4
 COVERAGE = (0.93, 0.97)
@@ -105,9 +105,12 @@ def test_paired_intervals_cover_the_true_difference():
     comparison = hm.PairedComparison(metric)
     joint = torch.cat([_flatten(rows_a, 1), _flatten(rows_b, 1)], dim=1)
     streams = torch.arange(STREAMS).repeat_interleave(SAMPLES)
-    moments = _outer_sums(joint, comparison._layout.members, streams, STREAMS)
-    sums = torch.zeros(STREAMS, joint.shape[1], dtype=torch.float64).index_add_(0, streams, joint)
-    count = torch.full((STREAMS,), SAMPLES, dtype=torch.float64)
+    members = comparison._layout.members
+    summed = _sum_rows(
+        lambda piece: joint[piece].T, n, 4, joint.device, groups=streams, num_groups=STREAMS, pairs=_pairs_of(members)
+    )
+    sums, count, moments = summed.sums, summed.samples, summed.moments
+    assert moments is not None and torch.equal(count, torch.full((STREAMS,), SAMPLES, dtype=torch.float64))
     result = paired_result(metric, comparison._single, sums[:, :2], sums[:, 2:], count, moments, 0.95)
     truth = _expected_hinge(0.8) - _expected_hinge(0.5)
     covered = ((result["low"] <= truth) & (truth <= result["high"])).double().mean().item()

@@ -75,6 +75,44 @@ def test_compute_from_with_a_leading_dimension_is_compute_per_slice(case):
         np.testing.assert_array_equal(batched[i].numpy(), metric.compute().numpy())
 
 
+@pytest.mark.parametrize(
+    "make, preds_shape, target_of",
+    [
+        (lambda: hm.BinaryHingeLoss(ignore_index=-1, normalization="auto"), (3, 190, 190), lambda p: (p > 0).long()),
+        (
+            lambda: hm.MulticlassHingeLoss(4, multiclass_mode="one-vs-all", class_weight=[1.0, 2.0, 0.5, 1.0]),
+            (3, 4, 95, 95),
+            lambda p: p.argmin(1),
+        ),
+    ],
+    ids=["binary", "one-vs-all"],
+)
+def test_sample_statistics_of_samples_larger_than_a_kernel_chunk(make, preds_shape, target_of):
+    """Samples of more elements than one kernel chunk: each row is still that sample alone (a plain sum here)."""
+    gen = torch.Generator().manual_seed(4)
+    preds = torch.randn(preds_shape, generator=gen, dtype=torch.float64)
+    target = target_of(preds)
+    if target.dim() == preds.dim():
+        target[0, :5] = -1  # some ignored elements in the first sample
+    weight = torch.rand(target.shape, generator=gen, dtype=torch.float64)
+    metric = make()
+    rows = metric._sample_statistics(preds, target, sample_weight=weight)
+    for i in range(preds.shape[0]):
+        alone = metric._batch_statistics(preds[i : i + 1], target[i : i + 1], weight[i : i + 1])
+        for row, total in zip(rows, alone, strict=True):
+            np.testing.assert_allclose(row[i].numpy(), total.numpy(), rtol=1e-10)
+    # the binary oracle, element by element: loss max(0, 1 - y s), y = +1 where the target is 1
+    if isinstance(metric, hm.BinaryHingeLoss):
+        scores = torch.sigmoid(preds)  # "auto": these scores leave [0, 1]
+        y = target * 2.0 - 1
+        keep = target != -1
+        loss = torch.where(keep, (1 - y * scores).clamp_min(0) * weight, 0.0).flatten(1).sum(1)
+        np.testing.assert_allclose(rows[0].numpy(), loss.numpy(), rtol=1e-10)
+        np.testing.assert_allclose(
+            rows[1].numpy(), torch.where(keep, weight, 0.0).flatten(1).sum(1).numpy(), rtol=1e-12
+        )
+
+
 def test_sample_statistics_check_inputs_like_update():
     metric = hm.BinaryHingeLoss()
     with pytest.raises(ValueError, match="Expected `sample_weight` to have shape"):

@@ -18,6 +18,7 @@ from hingemetrics.functional._common import (
     index_blocks,
     loss_dtype,
     outside_unit_interval,
+    samples_in,
     settle_auto,
     squash,
     sum_over_blocks,
@@ -65,6 +66,7 @@ def _binary_hinge_update(
     normalization: str | None,
     sample_weight: Tensor | None,
     score_extrema: C.Extrema = None,
+    per_sample: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Summed statistics of one batch: ``(sum of w * loss, sum of w)``, both float64 scalars.
 
@@ -72,6 +74,7 @@ def _binary_hinge_update(
     share one code path; elements whose target equals ``ignore_index`` get weight 0. ``score_extrema``, the
     ``(min, max)`` of all of ``preds`` as the value checks read it, settles ``"auto"`` on the host; without it (or
     with ``ignore_index``, where only the counted scores decide) ``"auto"`` is decided on the device.
+    ``per_sample`` gives the per-sample statistics instead: both ``(N,)`` (one sample for a 0-d score).
     """
     if ignore_index is None:
         normalization = settle_auto(normalization, score_extrema, "sigmoid")
@@ -87,6 +90,7 @@ def _binary_hinge_update(
         squared=squared,
         ignore_index=ignore_index,
         normalization=normalization,
+        per_sample=per_sample,
     )
 
 
@@ -100,6 +104,7 @@ def binary_hinge_sums(
     squared: bool,
     ignore_index: int | None,
     normalization: str | None,
+    per_sample: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Weighted binary hinge sums of ``(N, ...)`` scores, or per label of ``(N, L, ...)``, in chunks, no host reads.
 
@@ -114,10 +119,13 @@ def binary_hinge_sums(
         squared: square each element loss.
         ignore_index: label value whose elements count in neither sum.
         normalization: ``None``, ``"sigmoid"`` or ``"auto"`` (decided once over the whole batch).
+        per_sample: sum each sample (row along dimension 0) on its own, the whole batch in one piece: the
+            per-sample statistics, from the same element losses.
 
     Returns:
         ``(sum of w * loss, sum of w)`` in float64: scalars; with ``labels_on_dim1`` the loss sum is ``(L,)`` and
-        the weight total is ``(L,)``, or a scalar when neither ``weight`` nor ``ignore_index`` is given.
+        the weight total is ``(L,)``, or a scalar when neither ``weight`` nor ``ignore_index`` is given. With
+        ``per_sample`` each has a leading ``(N,)`` dimension.
 
     The element losses are float32 for float32 (or half) scores, unless they are squared or the margin is beyond
     float32's range, where they are float64 (:func:`~hingemetrics.functional._common.loss_dtype`); a weight
@@ -136,21 +144,22 @@ def binary_hinge_sums(
     dtype = loss_dtype(scores.dtype, margin, widen=squared)
     margin_tensor = torch.full((), margin, dtype=dtype, device=device)
     per_element = ignore_index is not None or weight is not None
+    samples = scores.shape[0] if per_sample else None
 
     def block_sums(block: Block) -> tuple[Tensor, Tensor | None]:
         chunk_labels = take(labels, block, columns)
         chunk = squash(as_scores(take(scores, block, columns)).to(dtype), normalization, outside, dim=None)
         sign = _label_signs(chunk_labels, dtype)
         loss = hinge_transform_(torch.addcmul(margin_tensor, sign, chunk, value=-1), squared)
-        if not per_element:
+        if not per_element and samples is None:
             return column_sums(loss), None
         valid = None if ignore_index is None else chunk_labels != ignore_index
         chunk_weight = None if weight is None else take_weight(weight, block, index_shape, columns)
-        return weighted_sums(loss, valid, chunk_weight)
+        return weighted_sums(loss, valid, chunk_weight, samples_in(block, samples))
 
     shape = scores.shape[1:2] if columns else torch.Size(())
     count = math.prod(index_shape)
-    return sum_over_blocks(block_sums, blocks, count, device, shape, shape if per_element else None)
+    return sum_over_blocks(block_sums, blocks, count, device, shape, shape if per_element else None, samples)
 
 
 def _counted_scores(scores: Tensor, labels: Tensor, columns: bool, ignore_index: int) -> Callable[[Block], Tensor]:

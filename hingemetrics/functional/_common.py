@@ -26,6 +26,7 @@ scores. A weight multiplies a loss in float64, and every sum is float64 (:func:`
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -156,17 +157,53 @@ def sum_over_blocks(
     device: torch.device,
     loss_shape: torch.Size,
     weight_shape: torch.Size | None,
+    samples: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Add up ``block_sums(block) -> (loss sum, weight sum)`` over the blocks of a batch.
 
     With ``weight_shape`` None every position counts once: the blocks give no weight sum (None) and the weight
     total is ``count``, the number of positions. An empty batch gives zeros of ``loss_shape`` and ``weight_shape``.
+
+    With ``samples`` (the per-sample statistics), ``block_sums`` reduces each sample of its block on its own
+    (:func:`weighted_sums` with :func:`samples_in`) and the result is the rows of the batch's ``samples`` samples,
+    ``(samples, *loss_shape)`` and ``(samples, ...)``, the blocks' rows in order; a sample larger than a chunk,
+    split over several blocks, adds up their partial rows. A batch without elements gives zero rows.
     """
+    if samples is not None:
+        return _rows_over_blocks(map_blocks(block_sums, blocks), blocks, samples, device, loss_shape, weight_shape)
     parts = map_blocks(block_sums, blocks)
     loss_sum = add_up([loss for loss, _ in parts], loss_shape, device)
     if weight_shape is None:
         return loss_sum, torch.full((), count, dtype=STAT_DTYPE, device=device)
     return loss_sum, add_up([weight for _, weight in parts if weight is not None], weight_shape, device)
+
+
+def _rows_over_blocks(
+    parts: list[tuple[Tensor, Tensor | None]],
+    blocks: Sequence[Block],
+    samples: int,
+    device: torch.device,
+    loss_shape: torch.Size,
+    weight_shape: torch.Size | None,
+) -> tuple[Tensor, Tensor]:
+    """The per-sample rows of a batch from its blocks' rows (see :func:`sum_over_blocks`)."""
+    if not parts:
+        weight_rows = torch.zeros((samples, *(weight_shape or ())), dtype=STAT_DTYPE, device=device)
+        return torch.zeros((samples, *loss_shape), dtype=STAT_DTYPE, device=device), weight_rows
+    losses = torch.cat([loss for loss, _ in parts])
+    weights = torch.cat([weight for _, weight in parts if weight is not None])
+    if losses.shape[0] == samples:  # blocks of whole samples
+        return losses, weights
+    owner = torch.tensor([block[0].start for block in blocks], device=device)  # one sample per block
+    return (
+        losses.new_zeros((samples, *losses.shape[1:])).index_add_(0, owner, losses),
+        weights.new_zeros((samples, *weights.shape[1:])).index_add_(0, owner, weights),
+    )
+
+
+def samples_in(block: Block, samples: int | None) -> int | None:
+    """How many of a batch's ``samples`` samples ``block`` covers, its length along dimension 0; None stays None."""
+    return None if samples is None else len(range(samples)[block[0]])
 
 
 def add_up(parts: list[Tensor], shape: torch.Size, device: torch.device) -> Tensor:
@@ -322,7 +359,9 @@ def settle_auto(normalization: str | None, extrema: tuple[float, float] | None, 
 
 
 # ------------------------------------------------------------------------------------------------ the sums
-def weighted_sums(loss: Tensor, valid: Tensor | None, weight: Tensor | None) -> tuple[Tensor, Tensor]:
+def weighted_sums(
+    loss: Tensor, valid: Tensor | None, weight: Tensor | None, samples: int | None = None
+) -> tuple[Tensor, Tensor]:
     """Reduce a chunk's element losses to ``(sum of w * loss, sum of w)`` in float64.
 
     Args:
@@ -330,36 +369,42 @@ def weighted_sums(loss: Tensor, valid: Tensor | None, weight: Tensor | None) -> 
         valid: ``(B,)`` or ``(B, K)`` mask of elements that count (False where the target is ``ignore_index``),
             or None when all count.
         weight: ``(B,)`` or ``(B, K)`` non-negative weights of any float dtype, or None for unit weights.
+        samples: None to sum over all B rows; for the per-sample statistics, the number N of samples whose
+            positions the B rows are, ``B / N`` consecutive rows each (:func:`sample_sums`).
 
     Returns:
         The loss sum, shaped like ``loss`` without its first dimension, and the weight total: a scalar when neither
-        ``valid`` nor ``weight`` varies along K, else one per column.
+        ``valid`` nor ``weight`` varies along K, else one per column. With ``samples``, each gets a leading
+        ``(N,)`` dimension: one sum per sample.
 
     Every product ``w * loss`` and every sum is float64, and no weight is ever cast to a narrower dtype: the
     weighted mean does not depend on the scale of the weights, for any scale their dtype can hold.
     """
+    total = column_sums if samples is None else functools.partial(sample_sums, samples=samples)
     if valid is not None:
         # where(), not a product: the loss of an ignored element may be anything, NaN included
         loss = torch.where(valid if valid.dim() == loss.dim() else valid.unsqueeze(-1), loss, 0.0)
     if weight is None and valid is None:
-        return column_sums(loss), torch.full((), loss.shape[0], dtype=STAT_DTYPE, device=loss.device)
+        count = loss.shape[0] if samples is None else loss.shape[0] // samples
+        lead = () if samples is None else (samples,)
+        return total(loss), torch.full(lead, count, dtype=STAT_DTYPE, device=loss.device)
     by_row = loss.dim() == 1 or all(t is None or t.dim() == 1 for t in (valid, weight))
     if by_row:  # one weight per row, the same for every column
         if weight is None:
             assert valid is not None
-            return column_sums(loss), valid.sum(dtype=STAT_DTYPE)
+            return total(loss), total(valid)
         row_weight = weight if valid is None else torch.where(valid, weight, 0.0)
-        return column_sums(loss, row_weight), row_weight.sum(dtype=STAT_DTYPE)
+        return total(loss, row_weight), total(row_weight)
     if weight is None:
         assert valid is not None
-        return column_sums(loss), column_sums(valid)
+        return total(loss), total(valid)
     if weight.dim() < loss.dim():
         weight = weight.unsqueeze(-1)
     if valid is not None:
         weight = torch.where(valid if valid.dim() == loss.dim() else valid.unsqueeze(-1), weight, 0.0)
     if weight.shape != loss.shape:
         weight = weight.expand(loss.shape)
-    return column_sums(loss.to(STAT_DTYPE) * weight), column_sums(weight)
+    return total(loss.to(STAT_DTYPE) * weight), total(weight)
 
 
 def column_sums(values: Tensor, row_weight: Tensor | None = None) -> Tensor:
@@ -380,6 +425,21 @@ def column_sums(values: Tensor, row_weight: Tensor | None = None) -> Tensor:
     if row_weight is None:
         row_weight = torch.ones(values.shape[0], dtype=STAT_DTYPE, device=values.device)
     return torch.mv(values.to(STAT_DTYPE).T, row_weight.to(STAT_DTYPE))  # mv: autocast leaves it alone
+
+
+def sample_sums(values: Tensor, row_weight: Tensor | None = None, *, samples: int) -> Tensor:
+    """Sum ``(B,)`` or ``(B, K)`` values over each sample's rows, weighted by ``row_weight``: ``(N,)`` or ``(N, K)``.
+
+    The B rows are the positions of ``samples`` samples, ``B / samples`` consecutive rows each (a whole batch
+    taken by :func:`take`). The products and sums are float64.
+    """
+    values = values.to(STAT_DTYPE)
+    if row_weight is not None:
+        row_weight = row_weight.to(STAT_DTYPE)
+        values = values * (row_weight if values.dim() == 1 else row_weight.unsqueeze(1))
+    if values.shape[0] == samples:  # one row per sample: nothing to add up
+        return values
+    return values.reshape(samples, -1, *values.shape[1:]).sum(1)
 
 
 def hinge_compute(loss_sum: Tensor, weight_sum: Tensor) -> Tensor:

@@ -21,6 +21,7 @@ from hingemetrics.functional._common import (
     loss_dtype,
     outside_unit_interval,
     row_sums,
+    samples_in,
     settle_auto,
     squash,
     sum_over_blocks,
@@ -111,6 +112,7 @@ def _multiclass_hinge_update(
     sample_weight: Tensor | None,
     score_extrema: C.Extrema = None,
     class_weight: Tensor | None = None,
+    per_sample: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Summed statistics of one batch: ``(sum of w * loss, sum of w)`` in float64.
 
@@ -120,7 +122,9 @@ def _multiclass_hinge_update(
     ``score_extrema``, the ``(min, max)`` of all of ``preds`` as the value checks read it, settles ``"auto"`` on
     the host, unless ``ignore_index`` leaves some rows out of the decision. ``class_weight``, ``(C,)`` weights on
     the scores' device (any float dtype), multiplies each sample's loss by the weight of its class; it is not part
-    of ``w``, so the weight total is the same with or without it.
+    of ``w``, so the weight total is the same with or without it. ``per_sample`` gives the per-sample
+    statistics instead, from the same element losses: each with a leading ``(N,)`` dimension (one sample for
+    ``(C,)`` scores), the whole batch taken in one piece.
     """
     if ignore_index is None or _is_one_hot(preds, target):
         normalization = settle_auto(normalization, score_extrema, "softmax")
@@ -149,6 +153,7 @@ def _multiclass_hinge_update(
     rival_based = multiclass_mode in ("crammer-singer", "categorical")
     widen = squared or (rival_based and normalization is None)
     dtype = loss_dtype(preds.dtype, margin, widen)
+    samples = preds.shape[0] if per_sample else None
 
     def block_sums(block: Block) -> tuple[Tensor, Tensor | None]:
         column = labels_of(block)
@@ -166,15 +171,15 @@ def _multiclass_hinge_update(
             loss = _weston_watkins(squash(scores, normalization, outside, dim=1), column, margin, squared)
         if class_weight is not None:
             loss = by_class_weight(loss, class_weight, column)
-        if not per_row:
+        if not per_row and samples is None:
             return column_sums(loss), None
         weight = None if sample_weight is None else take_weight(sample_weight, block, index_shape)
-        return weighted_sums(loss, valid, weight)
+        return weighted_sums(loss, valid, weight, samples_in(block, samples))
 
     loss_shape = torch.Size((num_classes,) if multiclass_mode == "one-vs-all" else ())
     weight_shape = torch.Size(()) if per_row else None
     count = math.prod(index_shape)
-    loss_sum, weight_sum = sum_over_blocks(block_sums, blocks, count, preds.device, loss_shape, weight_shape)
+    loss_sum, weight_sum = sum_over_blocks(block_sums, blocks, count, preds.device, loss_shape, weight_shape, samples)
     return (loss_sum / num_classes if multiclass_mode == "weston-watkins" else loss_sum), weight_sum
 
 

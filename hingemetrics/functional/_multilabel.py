@@ -56,12 +56,14 @@ def _multilabel_hinge_update(
     ignore_index: int | None,
     normalization: str | None,
     sample_weight: Tensor | None,
+    per_sample: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Per-label summed statistics of one batch: ``(sum of w * loss, sum of w)``, both ``(L,)`` float64.
 
     The labels are the columns of one binary hinge (:func:`binary_hinge_sums`), so ``"auto"`` decides over the
     whole batch and ``ignore_index`` and weights count per label. ``(N, L, ...)`` inputs are read one chunk of
-    samples (or positions) at a time, in whatever layout they come.
+    samples (or positions) at a time, in whatever layout they come. ``per_sample`` gives the per-sample
+    statistics instead, both ``(N, L)``.
     """
     loss_sum, weight_sum = binary_hinge_sums(
         preds,
@@ -72,8 +74,11 @@ def _multilabel_hinge_update(
         squared=squared,
         ignore_index=ignore_index,
         normalization=normalization,
+        per_sample=per_sample,
     )
-    return loss_sum, torch.broadcast_to(weight_sum, loss_sum.shape)
+    # a weight total shared by the labels (a scalar, or one per sample) is spread over them
+    shared = weight_sum.reshape(*weight_sum.shape, *(1,) * (loss_sum.dim() - weight_sum.dim()))
+    return loss_sum, torch.broadcast_to(shared, loss_sum.shape)
 
 
 def _multilabel_hinge_compute(loss_sum: Tensor, weight_sum: Tensor, average: str) -> Tensor:
