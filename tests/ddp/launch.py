@@ -23,6 +23,8 @@ import torch.distributed as dist
 from torch.multiprocessing.spawn import ProcessException
 
 REPO = Path(__file__).resolve().parents[2]
+#: The file, in a run's temporary folder, that holds the ranks' arguments.
+ARGS_FILE = "args.pt"
 COLLECTIVE_TIMEOUT = timedelta(seconds=60)
 
 
@@ -43,8 +45,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _rank_main(rank: int, world: int, port: int, out: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    """Join the group, run ``fn(rank, world, *args)`` and save its result under ``out``."""
+def _rank_main(rank: int, world: int, port: int, out: str, fn: Callable[..., Any]) -> None:
+    """Join the group, run ``fn(rank, world, *args)`` on the arguments saved under ``out``, save its result there."""
+    args = torch.load(Path(out) / ARGS_FILE, weights_only=False)
     torch.set_num_threads(1)
     if sys.platform.startswith("linux"):
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
@@ -76,8 +79,12 @@ def run_ranks(fn: Callable[..., Any], world: int, *args: Any, timeout: float = 1
     """
     store = dist.TCPStore("127.0.0.1", 0, world, is_master=True, wait_for_workers=False)
     with tempfile.TemporaryDirectory() as out:
+        # the arguments travel in a file, not through the spawn: torch pickles a spawn's tensor arguments into
+        # shared memory, one descriptor per storage, and on torch 2.1 two arguments that share a storage (two views
+        # of one tensor) make the spawn fail with "bad value(s) in fds_to_keep"
+        torch.save(args, Path(out) / ARGS_FILE)
         ranks = torch.multiprocessing.start_processes(
-            _rank_main, args=(world, store.port, out, fn, args), nprocs=world, join=False, start_method="spawn"
+            _rank_main, args=(world, store.port, out, fn), nprocs=world, join=False, start_method="spawn"
         )
         deadline = time.monotonic() + timeout
         try:
