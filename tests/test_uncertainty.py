@@ -240,6 +240,21 @@ def test_bootstrap_with_a_seed_is_reproducible_and_agrees_with_the_normal_interv
     np.testing.assert_allclose([a["low"].item(), a["high"].item()], [expected["low"], expected["high"]], rtol=0.05)
 
 
+def test_bootstrap_through_forward_draws_fresh_weights_for_every_batch():
+    # forward updates a reset state: each batch must still get its own Poisson weights, those update would draw
+    preds, target = torch.randn(10, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 1] * 5)
+    stepped = hm.ConfidenceInterval(hm.BinaryHingeLoss(), method="bootstrap", num_resamples=200, seed=5)
+    updated = hm.ConfidenceInterval(hm.BinaryHingeLoss(), method="bootstrap", num_resamples=200, seed=5)
+    for _ in range(4):
+        stepped(preds, target)
+        updated.update(preds, target)
+    # each resample's weight total is a sum of 40 independent Poisson(1) draws, not 4 times one draw of 10
+    multiples = (stepped.boot_weight_sum % 4 == 0).double().mean().item()
+    assert multiples < 0.5, multiples
+    for name in stepped._sum_states:
+        assert torch.equal(getattr(stepped, name), getattr(updated, name)), name
+
+
 def test_bootstrap_state_is_one_resampled_sum_per_statistic():
     metric = hm.ConfidenceInterval(
         hm.MulticlassHingeLoss(3, multiclass_mode="one-vs-all"), method="bootstrap", num_resamples=50, seed=0
