@@ -543,7 +543,10 @@ class ConfidenceInterval(SumStateMetric):
         if summed.moments is not None:
             return (*sums, summed.samples, summed.moments)
         assert summed.resampled is not None
-        resampled = _unflatten(summed.resampled, _shapes(wrapped))
+        if groups is None:
+            resampled = _unflatten(summed.resampled, shapes)
+        else:  # (R, G, K + 1): each group's inner sums, then its resampled sample count (PerGroup's last state)
+            resampled = [*_unflatten(summed.resampled[..., :-1], shapes), summed.resampled[..., -1]]
         return (*sums, summed.samples, *resampled, torch.ones((), dtype=STAT_DTYPE, device=device))
 
     def _poisson_weights(self, count: int, device: torch.device) -> Tensor:

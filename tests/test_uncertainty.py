@@ -255,6 +255,26 @@ def test_bootstrap_through_forward_draws_fresh_weights_for_every_batch():
         assert torch.equal(getattr(stepped, name), getattr(updated, name)), name
 
 
+def test_bootstrap_per_group_agrees_with_the_classic_formula_per_group_and_class():
+    gen = torch.Generator().manual_seed(2)
+    preds, target = torch.randn(600, 3, generator=gen), torch.randint(3, (600,), generator=gen)
+    groups = torch.randint(2, (600,), generator=gen)
+    inner = hm.MulticlassHingeLoss(3, multiclass_mode="one-vs-all", normalization=None)
+    metric = hm.ConfidenceInterval(hm.PerGroup(inner, num_groups=2), method="bootstrap", num_resamples=300, seed=1)
+    metric.update(preds, target, groups=groups)
+    result = metric.compute()
+    assert result["low"].shape == (2, 3)
+    # oracle: each group's per-class one-vs-all losses by hand, their mean and the classic standard error
+    scores, sign = preds.double().numpy(), np.where(np.eye(3)[target.numpy()] == 1, 1.0, -1.0)
+    losses = np.maximum(0.0, 1.0 - sign * scores)
+    for g in range(2):
+        rows = losses[groups.numpy() == g]
+        n = len(rows)
+        np.testing.assert_allclose(result["value"][g].numpy(), rows.mean(0), rtol=1e-6)
+        np.testing.assert_allclose(result["stderr"][g].numpy(), rows.std(0, ddof=1) / math.sqrt(n), rtol=0.2)
+        assert (result["low"][g] < result["value"][g]).all() and (result["value"][g] < result["high"][g]).all()
+
+
 def test_bootstrap_state_is_one_resampled_sum_per_statistic():
     metric = hm.ConfidenceInterval(
         hm.MulticlassHingeLoss(3, multiclass_mode="one-vs-all"), method="bootstrap", num_resamples=50, seed=0
