@@ -203,6 +203,24 @@ def test_normal_interval_of_a_mixed_result_is_the_finite_difference_delta_method
     np.testing.assert_allclose(got["stderr"].item(), math.sqrt(grad @ cov @ grad), rtol=1e-5)
 
 
+def test_normal_interval_of_a_macro_with_an_unseen_label_leaves_that_label_out():
+    """A label that only ``ignore_index`` fills is out of the macro mean, and out of its standard error."""
+    gen = torch.Generator().manual_seed(5)
+    preds, target = torch.randn(80, 3, generator=gen), torch.randint(2, (80, 3), generator=gen)
+    target[:, 2] = -1  # label 2: never counted
+    target[:7, 1] = -1
+    metric = hm.ConfidenceInterval(hm.MultilabelHingeLoss(3, average="macro", ignore_index=-1))
+    metric.update(preds, target)
+    got = metric.compute()
+    # oracle: the influence of each sample on the mean of the two seen labels' means
+    counted = target.numpy()[:, :2] != -1
+    loss = np.maximum(0, 1 - np.where(target.numpy()[:, :2] == 1, 1, -1) * preds.double().numpy()[:, :2]) * counted
+    totals, means = counted.sum(0), loss.sum(0) / counted.sum(0)
+    influence = ((loss - means * counted) / totals).mean(1)
+    np.testing.assert_allclose(got["value"].item(), means.mean(), rtol=1e-6)
+    np.testing.assert_allclose(got["stderr"].item(), math.sqrt(80 / 79 * (influence**2).sum()), rtol=1e-6)
+
+
 def test_normal_interval_refuses_too_many_mixed_state_elements():
     with pytest.raises(ValueError, match=r"at most 256 state elements.*Use method='bootstrap'"):
         hm.ConfidenceInterval(hm.MultilabelHingeLoss(200, average="macro"))
