@@ -252,7 +252,9 @@ def _gradients(metric: SumStateMetric, flat: Tensor, layout: _Layout) -> Tensor:
         for element, block in enumerate(layout.block_of.tolist()):
             (grad,) = torch.autograd.grad(result[:, element].sum(), point, retain_graph=True, allow_unused=True)
             grad = torch.zeros_like(point) if grad is None else grad
-            grads.append(grad[:, layout.members[block].to(grad.device)])
+            grad = grad[:, layout.members[block].to(grad.device)]
+            # no standard error for a nan value (nothing counted): its gradient may read 0 where nothing is defined
+            grads.append(torch.where(result[:, element].detach().isnan().unsqueeze(1), torch.nan, grad))
     return torch.stack(grads, dim=1).detach()
 
 

@@ -221,6 +221,20 @@ def test_normal_interval_of_a_macro_with_an_unseen_label_leaves_that_label_out()
     np.testing.assert_allclose(got["stderr"].item(), math.sqrt(80 / 79 * (influence**2).sum()), rtol=1e-6)
 
 
+def test_normal_interval_of_nothing_counted_has_no_standard_error():
+    # every label ignored: the macro mean is nan, and so must its standard error be (not the 0 of a zero gradient)
+    preds, target = torch.randn(6, 3), torch.full((6, 3), -1)
+    metric = hm.ConfidenceInterval(hm.MultilabelHingeLoss(3, average="macro", ignore_index=-1))
+    metric.update(preds, target)
+    got = metric.compute()
+    assert got["value"].isnan() and got["stderr"].isnan() and got["low"].isnan()
+    paired = hm.PairedComparison(hm.MultilabelHingeLoss(3, average="macro", ignore_index=-1))
+    paired.update(preds, 2 * preds, target)
+    result = paired.compute()
+    for key in ("stderr", "stderr_a", "stderr_b", "p_value"):
+        assert result[key].isnan(), key
+
+
 def test_normal_interval_refuses_too_many_mixed_state_elements():
     with pytest.raises(ValueError, match=r"at most 256 state elements.*Use method='bootstrap'"):
         hm.ConfidenceInterval(hm.MultilabelHingeLoss(200, average="macro"))
