@@ -252,7 +252,9 @@ def _gradients(metric: SumStateMetric, flat: Tensor, layout: _Layout) -> Tensor:
         for element, block in enumerate(layout.block_of.tolist()):
             (grad,) = torch.autograd.grad(result[:, element].sum(), point, retain_graph=True, allow_unused=True)
             grad = torch.zeros_like(point) if grad is None else grad
-            grads.append(grad[:, layout.members[block].to(grad.device)])
+            grad = grad[:, layout.members[block].to(grad.device)]
+            # no standard error for a nan value (nothing counted): its gradient may read 0 where nothing is defined
+            grads.append(torch.where(result[:, element].detach().isnan().unsqueeze(1), torch.nan, grad))
     return torch.stack(grads, dim=1).detach()
 
 
@@ -500,10 +502,25 @@ class ConfidenceInterval(SumStateMetric):
                 self._add_sum_state(f"boot_{name}", (num_resamples, *shape))
             self._add_sum_state("draws")
         self._add_config_key(metric=metric._config(), method=method, num_resamples=num_resamples, seed=seed)
+        #: The draws before ``forward``'s reset of the state (0 outside ``forward``), see :meth:`_poisson_weights`.
+        self._draws_before = 0
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """Add a batch: the wrapped metric's inputs (for a PerGroup, with ``groups=``)."""
         self._accumulate(*args, **kwargs)
+
+    @torch.jit.unused
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Add the batch and return the interval on it alone; the bootstrap draws its weights as ``update`` would.
+
+        torchmetrics' ``forward`` updates a reset state with the batch, whose draw count is then 0: without the
+        count from before the reset every batch would get the first batch's Poisson weights.
+        """
+        self._draws_before = 0 if self._layout is not None else int(self.draws.item())
+        try:
+            return super().forward(*args, **kwargs)
+        finally:
+            self._draws_before = 0
 
     def _batch_statistics(self, *args: Any, **kwargs: Any) -> tuple[Tensor, ...]:
         wrapped = self.metric
@@ -528,12 +545,15 @@ class ConfidenceInterval(SumStateMetric):
         if summed.moments is not None:
             return (*sums, summed.samples, summed.moments)
         assert summed.resampled is not None
-        resampled = _unflatten(summed.resampled, _shapes(wrapped))
+        if groups is None:
+            resampled = _unflatten(summed.resampled, shapes)
+        else:  # (R, G, K + 1): each group's inner sums, then its resampled sample count (PerGroup's last state)
+            resampled = [*_unflatten(summed.resampled[..., :-1], shapes), summed.resampled[..., -1]]
         return (*sums, summed.samples, *resampled, torch.ones((), dtype=STAT_DTYPE, device=device))
 
     def _poisson_weights(self, count: int, device: torch.device) -> Tensor:
         """``(count, R)`` Poisson(1) weights of this update, from a generator seeded by seed, rank and draw number."""
-        draw = int(self.draws.item())
+        draw = self._draws_before + int(self.draws.item())
         generator = torch.Generator(device=device)
         generator.manual_seed(_draw_seed(self._base_seed, _rank_of(self.process_group), draw))
         rates = torch.ones((count, self.num_resamples), dtype=STAT_DTYPE, device=device)

@@ -203,6 +203,38 @@ def test_normal_interval_of_a_mixed_result_is_the_finite_difference_delta_method
     np.testing.assert_allclose(got["stderr"].item(), math.sqrt(grad @ cov @ grad), rtol=1e-5)
 
 
+def test_normal_interval_of_a_macro_with_an_unseen_label_leaves_that_label_out():
+    """A label that only ``ignore_index`` fills is out of the macro mean, and out of its standard error."""
+    gen = torch.Generator().manual_seed(5)
+    preds, target = torch.randn(80, 3, generator=gen), torch.randint(2, (80, 3), generator=gen)
+    target[:, 2] = -1  # label 2: never counted
+    target[:7, 1] = -1
+    metric = hm.ConfidenceInterval(hm.MultilabelHingeLoss(3, average="macro", ignore_index=-1))
+    metric.update(preds, target)
+    got = metric.compute()
+    # oracle: the influence of each sample on the mean of the two seen labels' means
+    counted = target.numpy()[:, :2] != -1
+    loss = np.maximum(0, 1 - np.where(target.numpy()[:, :2] == 1, 1, -1) * preds.double().numpy()[:, :2]) * counted
+    totals, means = counted.sum(0), loss.sum(0) / counted.sum(0)
+    influence = ((loss - means * counted) / totals).mean(1)
+    np.testing.assert_allclose(got["value"].item(), means.mean(), rtol=1e-6)
+    np.testing.assert_allclose(got["stderr"].item(), math.sqrt(80 / 79 * (influence**2).sum()), rtol=1e-6)
+
+
+def test_normal_interval_of_nothing_counted_has_no_standard_error():
+    # every label ignored: the macro mean is nan, and so must its standard error be (not the 0 of a zero gradient)
+    preds, target = torch.randn(6, 3), torch.full((6, 3), -1)
+    metric = hm.ConfidenceInterval(hm.MultilabelHingeLoss(3, average="macro", ignore_index=-1))
+    metric.update(preds, target)
+    got = metric.compute()
+    assert got["value"].isnan() and got["stderr"].isnan() and got["low"].isnan()
+    paired = hm.PairedComparison(hm.MultilabelHingeLoss(3, average="macro", ignore_index=-1))
+    paired.update(preds, 2 * preds, target)
+    result = paired.compute()
+    for key in ("stderr", "stderr_a", "stderr_b", "p_value"):
+        assert result[key].isnan(), key
+
+
 def test_normal_interval_refuses_too_many_mixed_state_elements():
     with pytest.raises(ValueError, match=r"at most 256 state elements.*Use method='bootstrap'"):
         hm.ConfidenceInterval(hm.MultilabelHingeLoss(200, average="macro"))
@@ -238,6 +270,41 @@ def test_bootstrap_with_a_seed_is_reproducible_and_agrees_with_the_normal_interv
     # 400 resamples: the bootstrap's stderr is within a few percent of the analytic one
     np.testing.assert_allclose(a["stderr"].item(), expected["stderr"].item(), rtol=0.12)
     np.testing.assert_allclose([a["low"].item(), a["high"].item()], [expected["low"], expected["high"]], rtol=0.05)
+
+
+def test_bootstrap_through_forward_draws_fresh_weights_for_every_batch():
+    # forward updates a reset state: each batch must still get its own Poisson weights, those update would draw
+    preds, target = torch.randn(10, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 1] * 5)
+    stepped = hm.ConfidenceInterval(hm.BinaryHingeLoss(), method="bootstrap", num_resamples=200, seed=5)
+    updated = hm.ConfidenceInterval(hm.BinaryHingeLoss(), method="bootstrap", num_resamples=200, seed=5)
+    for _ in range(4):
+        stepped(preds, target)
+        updated.update(preds, target)
+    # each resample's weight total is a sum of 40 independent Poisson(1) draws, not 4 times one draw of 10
+    multiples = (stepped.boot_weight_sum % 4 == 0).double().mean().item()
+    assert multiples < 0.5, multiples
+    for name in stepped._sum_states:
+        assert torch.equal(getattr(stepped, name), getattr(updated, name)), name
+
+
+def test_bootstrap_per_group_agrees_with_the_classic_formula_per_group_and_class():
+    gen = torch.Generator().manual_seed(2)
+    preds, target = torch.randn(600, 3, generator=gen), torch.randint(3, (600,), generator=gen)
+    groups = torch.randint(2, (600,), generator=gen)
+    inner = hm.MulticlassHingeLoss(3, multiclass_mode="one-vs-all", normalization=None)
+    metric = hm.ConfidenceInterval(hm.PerGroup(inner, num_groups=2), method="bootstrap", num_resamples=300, seed=1)
+    metric.update(preds, target, groups=groups)
+    result = metric.compute()
+    assert result["low"].shape == (2, 3)
+    # oracle: each group's per-class one-vs-all losses by hand, their mean and the classic standard error
+    scores, sign = preds.double().numpy(), np.where(np.eye(3)[target.numpy()] == 1, 1.0, -1.0)
+    losses = np.maximum(0.0, 1.0 - sign * scores)
+    for g in range(2):
+        rows = losses[groups.numpy() == g]
+        n = len(rows)
+        np.testing.assert_allclose(result["value"][g].numpy(), rows.mean(0), rtol=1e-6)
+        np.testing.assert_allclose(result["stderr"][g].numpy(), rows.std(0, ddof=1) / math.sqrt(n), rtol=0.2)
+        assert (result["low"][g] < result["value"][g]).all() and (result["value"][g] < result["high"][g]).all()
 
 
 def test_bootstrap_state_is_one_resampled_sum_per_statistic():

@@ -93,7 +93,10 @@ def _multilabel_hinge_compute(loss_sum: Tensor, weight_sum: Tensor, average: str
     if average == "none":
         return per_label
     seen = weight_sum > 0
-    return torch.where(seen, per_label, 0.0).sum(-1) / seen.sum(-1)
+    # divide by 1 where a label is unseen, not by 0: a 0 / 0 there would make the gradient (the normal interval's)
+    # nan, although the macro value leaves that label out
+    seen_mean = torch.where(seen, loss_sum, 0.0) / torch.where(seen, weight_sum, 1.0)
+    return seen_mean.sum(-1) / seen.sum(-1)
 
 
 def multilabel_hinge_loss(
