@@ -227,6 +227,114 @@ def _sum_rows(
     return _RowSums(sums, total_count, moments, resampled)
 
 
+class _ProductGroup(NamedTuple):
+    """The distinct products between the columns of two states: ``left`` and ``right`` pick the columns.
+
+    A picker is None for all of the state's columns in order, an ``int`` for one column (broadcast), or a ``(m,)``
+    index tensor; ``where`` is ``(m,)``: the positions of the products among a layout's distinct ones.
+    """
+
+    left_state: int
+    right_state: int
+    left: int | Tensor | None
+    right: int | Tensor | None
+    where: list[int]
+
+
+def _picker(columns: list[int], width: int) -> int | Tensor | None:
+    if columns == list(range(width)):
+        return None
+    if len(set(columns)) == 1:
+        return columns[0]
+    return torch.tensor(columns)
+
+
+def _product_groups(pairs: _Pairs, shapes: Sequence[torch.Size]) -> list[_ProductGroup]:
+    """The layout's distinct products (``pairs``) grouped by the two states they read (host arithmetic, once)."""
+    widths = [math.prod(shape) for shape in shapes]
+    starts = [sum(widths[:i]) for i in range(len(widths))]
+
+    def locate(flat: int) -> tuple[int, int]:
+        state = max(i for i, start in enumerate(starts) if start <= flat)
+        return state, flat - starts[state]
+
+    grouped: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+    for position, (a, b) in enumerate(zip(pairs.left.tolist(), pairs.right.tolist(), strict=True)):
+        (sa, ca), (sb, cb) = locate(a), locate(b)
+        grouped.setdefault((sa, sb), []).append((ca, cb, position))
+    out = []
+    for (sa, sb), items in grouped.items():
+        left = _picker([ca for ca, _, _ in items], widths[sa])
+        right = _picker([cb for _, cb, _ in items], widths[sb])
+        if isinstance(left, int) and isinstance(right, int) and len(items) > 1:  # cannot happen for distinct pairs
+            left, right = torch.tensor([ca for ca, _, _ in items]), torch.tensor([cb for _, cb, _ in items])
+        out.append(_ProductGroup(sa, sb, left, right, [position for _, _, position in items]))
+    return out
+
+
+def _pick(columns: Tensor, picker: int | Tensor | None) -> Tensor:
+    if picker is None:
+        return columns
+    if isinstance(picker, int):
+        return columns[:, picker : picker + 1]
+    return columns.index_select(1, picker.to(columns.device))
+
+
+def _sum_state_rows(
+    rows: Sequence[Tensor],
+    count: int,
+    device: torch.device,
+    *,
+    groups: Tensor | None = None,
+    num_groups: int | None = None,
+    products: Sequence[_ProductGroup] | None = None,
+    distinct: int = 0,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    r"""The sums of a batch's per-sample ``rows`` (one tensor per state), read state by state: no joined copy.
+
+    Without ``groups``: the ``(K,)`` sums, the sample count and with ``products`` (:func:`_product_groups`) the
+    ``(U,)`` distinct products :math:`\sum_i v_{ia} v_{ib}`; with ``groups`` (no products): the ``(G, K)`` sums by
+    group and the ``(G,)`` sample counts. As :func:`_sum_rows` does, each step reads at most one kernel chunk of
+    elements and runs on the calling thread; where that needs one joined copy of the rows, this needs none.
+    """
+    flat = [row.reshape(count, math.prod(row.shape[1:])) for row in rows]
+    widths = [part.shape[1] for part in flat]
+    row_size = max([*widths, *(len(group.where) for group in products or ())])
+    pieces = _pieces(count, row_size, device)
+    if groups is not None:
+        num = 0 if num_groups is None else num_groups
+        totals = [torch.zeros((num, width), dtype=STAT_DTYPE, device=device) for width in widths]
+        samples = torch.zeros(num, dtype=STAT_DTYPE, device=device)
+        ones = torch.ones(
+            max((len(range(count)[piece]) for piece in pieces), default=0), dtype=STAT_DTYPE, device=device
+        )
+        for piece in pieces:
+            ids = groups[piece]
+            for total, part in zip(totals, flat, strict=True):
+                total.index_add_(0, ids, part[piece].to(STAT_DTYPE))
+            samples.index_add_(0, ids, ones[: ids.shape[0]])
+        return torch.cat(totals, dim=1), samples, None
+    sums: list[list[Tensor]] = []
+    moments: list[list[Tensor]] = []
+    for piece in pieces:
+        columns = [part[piece].to(STAT_DTYPE) for part in flat]
+        sums.append([part.sum(0) for part in columns])
+        if products is not None:
+            moments.append(
+                [
+                    (_pick(columns[g.left_state], g.left) * _pick(columns[g.right_state], g.right)).sum(0)
+                    for g in products
+                ]
+            )
+    total = add_up([torch.cat(part) for part in sums], torch.Size((sum(widths),)), device)
+    count_total = torch.full((), count, dtype=STAT_DTYPE, device=device)
+    if products is None:
+        return total, count_total, None
+    order = torch.tensor([position for g in products for position in g.where], device=device)
+    joined = add_up([torch.cat(part) for part in moments], torch.Size((distinct,)), device)
+    return total, count_total, joined.new_empty(distinct).index_copy_(0, order, joined) if count else joined
+
+
 def _pieces(count: int, width: int, device: torch.device) -> list[slice]:
     """Consecutive slices of ``count`` rows of ``width`` elements each, at most one kernel chunk per slice."""
     return [block[0] for block in index_blocks((count,), max(width, 1), device)]
@@ -383,11 +491,10 @@ class PerGroup(SumStateMetric):
     def _batch_statistics(self, *inputs: Tensor, **kwargs: Any) -> tuple[Tensor, ...]:
         rows, groups = self._grouped_rows(*inputs, **kwargs)
         shapes = _shapes(self.metric)
-        width = sum(math.prod(shape) for shape in shapes)
-        summed = _sum_rows(
-            _flat_columns(rows), groups.shape[0], width, rows[0].device, groups=groups, num_groups=self.num_groups
+        sums, samples, _ = _sum_state_rows(
+            rows, groups.shape[0], rows[0].device, groups=groups, num_groups=self.num_groups
         )
-        return (*_unflatten(summed.sums, shapes), summed.samples)
+        return (*_unflatten(sums, shapes), samples)
 
     def _sample_statistics(self, *inputs: Tensor, **kwargs: Any) -> tuple[Tensor, ...]:
         """Each sample's statistics in its group's row, zeros in the others: ``(N, G, ...)`` per state."""
@@ -490,6 +597,8 @@ class ConfidenceInterval(SumStateMetric):
         self._num_groups: int | None = metric.num_groups if isinstance(metric, PerGroup) else None
         self._layout = _layout_of(self._inner) if method == "normal" else None
         self._pairs = None if self._layout is None else _pairs_of(self._layout.members)
+        #: The pairs grouped by the states they read, for the rows of a metric without groups (see _sum_state_rows).
+        self._products = None if self._pairs is None else _product_groups(self._pairs, _shapes(self._inner))
         names, shapes = metric._sum_states, _shapes(metric)
         for name, shape in zip(names, shapes, strict=True):
             self._add_sum_state(f"sum_{name}", shape)
@@ -531,6 +640,12 @@ class ConfidenceInterval(SumStateMetric):
         shapes = _shapes(self._inner)
         count, device = rows[0].shape[0], rows[0].device
         layout = self._layout
+        if groups is None and self._products is not None and self._pairs is not None:
+            flat_sums, samples, products = _sum_state_rows(
+                rows, count, device, products=self._products, distinct=self._pairs.left.numel()
+            )
+            assert products is not None
+            return (*_unflatten(flat_sums, shapes), samples, products[self._pairs.entries.to(device)])
         summed = _sum_rows(
             _flat_columns(rows),
             count,

@@ -170,6 +170,32 @@ def test_normal_interval_per_class_is_the_formula_per_class():
         np.testing.assert_allclose(got["value"][c].item(), mean, rtol=1e-6)
 
 
+def test_normal_interval_and_per_group_over_batches_of_several_kernel_chunks():
+    """Batches whose rows span several kernel chunks, and an empty one, add up like the plain formula."""
+    gen = torch.Generator().manual_seed(3)
+    n, classes = 7003, 10  # the per-class rows (n, 10) span three chunks of 32767 elements
+    preds, target = torch.randn(n, classes, generator=gen), torch.randint(classes, (n,), generator=gen)
+    weight, groups = torch.rand(n, generator=gen) + 0.5, torch.randint(3, (n,), generator=gen)
+    interval = hm.ConfidenceInterval(hm.MulticlassHingeLoss(classes, multiclass_mode="one-vs-all"))
+    per_group = hm.PerGroup(hm.MulticlassHingeLoss(classes, multiclass_mode="one-vs-all"), num_groups=3)
+    for metric, extra in ((interval, {}), (per_group, {"groups": groups[:0]})):
+        metric.update(preds[:0], target[:0], sample_weight=weight[:0], **extra)
+    interval.update(preds, target, sample_weight=weight)
+    per_group.update(preds, target, sample_weight=weight, groups=groups)
+    sign = np.where(np.arange(classes) == target.numpy()[:, None], 1.0, -1.0)
+    loss = np.maximum(0, 1 - sign * preds.double().numpy())
+    w, ids = weight.double().numpy(), groups.numpy()
+    got, by_group = interval.compute(), per_group.compute()
+    for c in range(classes):
+        mean, se = _weighted_mean_se(loss[:, c], w)
+        np.testing.assert_allclose(got["value"][c].item(), mean, rtol=1e-6)
+        np.testing.assert_allclose(got["stderr"][c].item(), se, rtol=1e-6)
+        for g in range(3):
+            mine = ids == g
+            expected = (w[mine] * loss[mine, c]).sum() / w[mine].sum()
+            np.testing.assert_allclose(by_group[g, c].item(), expected, rtol=1e-6)
+
+
 def test_normal_interval_of_a_total_is_for_the_total():
     gen = torch.Generator().manual_seed(2)
     x, y = torch.rand(80, 3, generator=gen) * 2, torch.randint(0, 2, (80, 3), generator=gen) * 2 - 1
