@@ -169,7 +169,8 @@ def _sum_rows(
     r"""Add up the ``count`` flat rows of a batch, ``flat_columns(piece) -> (K, n)`` one piece of rows at a time.
 
     The sums :math:`\sum_i v_i` (by group: of each group's rows), the sample count, with ``pairs`` (of a layout's
-    blocks) the second moments :math:`\sum_i v_i v_i^\top` on each block, and with ``weight`` (``(N, R)``) the
+    blocks; grouped rows only, :func:`_sum_state_rows` takes the ungrouped ones) each group's second moments
+    :math:`\sum_i v_i v_i^\top` on each block, and with ``weight`` (``(N, R)``) the
     resampled sums :math:`\sum_i p_{ir} v_i`. Each piece holds at most one kernel chunk of elements
     (:func:`~hingemetrics.functional._common.index_blocks`), so, as in the metrics' own kernels, every step stays
     below torch's grain size on the CPU and runs on the calling thread. The products are float64 and elementwise;
@@ -182,6 +183,7 @@ def _sum_rows(
     spread_size = resamples * (width + 1) if groups is not None else 0
     row_size = max(width + (groups is not None), distinct, spread_size)
     if pairs is not None:
+        assert groups is not None, "ungrouped moments come from _sum_state_rows"
         left, right = pairs.left.to(device), pairs.right.to(device)
     parts: list[list[Tensor]] = []
     for piece in _pieces(count, row_size, device):
@@ -197,11 +199,8 @@ def _sum_rows(
         if pairs is not None:
             # index_select and one contiguous product, not flat[:, members] and a broadcast: torch's advanced
             # indexing splits even a small piece over threads, and a broadcast over dimensions of size J is slow
-            if groups is None:  # each selected column is one contiguous copy
-                out.append((columns.index_select(0, left) * columns.index_select(0, right)).sum(1))
-            else:
-                products = flat.index_select(1, left) * flat.index_select(1, right)  # (n, U)
-                out.append(products.new_zeros((num, distinct)).index_add_(0, ids, products))
+            products = flat.index_select(1, left) * flat.index_select(1, right)  # (n, U)
+            out.append(products.new_zeros((num, distinct)).index_add_(0, ids, products))
         if weight is not None and groups is not None:
             spread = weight[piece].unsqueeze(-1) * with_count.unsqueeze(1)  # (n, R, K + 1)
             out.append(spread.new_zeros((num, *spread.shape[1:])).index_add_(0, ids, spread))
@@ -834,6 +833,7 @@ class PairedComparison(SumStateMetric):
         )
         self._single = layout
         self._pairs = _pairs_of(self._layout.members)
+        self._products = _product_groups(self._pairs, [*_shapes(metric), *_shapes(metric)])
         for side in ("a", "b"):
             for name, shape in zip(metric._sum_states, _shapes(metric), strict=True):
                 self._add_sum_state(f"{side}_{name}", shape)
@@ -868,19 +868,19 @@ class PairedComparison(SumStateMetric):
                 f"{rows_b[0].shape[0]}."
             )
         shapes = _shapes(self.metric)
-        width = sum(math.prod(shape) for shape in shapes)
         device = rows_a[0].device
-        flat_a, flat_b = _flat_columns(rows_a), _flat_columns(rows_b)
-        summed = _sum_rows(
-            lambda piece: torch.cat([flat_a(piece), flat_b(piece)]),
+        # model a's states then model b's, as the joint layout numbers them
+        sums, samples, products = _sum_state_rows(
+            [*rows_a, *rows_b],
             rows_a[0].shape[0],
-            2 * width,
             device,
-            pairs=self._pairs,
+            products=self._products,
+            distinct=self._pairs.left.numel(),
         )
-        assert summed.moments is not None
-        sums_a, sums_b = summed.sums.split(width)
-        return (*_unflatten(sums_a, shapes), *_unflatten(sums_b, shapes), summed.samples, summed.moments)
+        assert products is not None
+        sums_a, sums_b = sums.split(sum(math.prod(shape) for shape in shapes))
+        moments = products[self._pairs.entries.to(device)]
+        return (*_unflatten(sums_a, shapes), *_unflatten(sums_b, shapes), samples, moments)
 
     def compute(self) -> dict[str, Tensor]:
         """The two values, their difference b - a, its paired interval and p-value; see the class docstring."""
