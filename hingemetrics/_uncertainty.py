@@ -27,9 +27,8 @@ import torch.distributed as dist
 from torch import Tensor
 
 from hingemetrics._base import SumStateMetric
-from hingemetrics._compat import aminmax
 from hingemetrics.functional import _checks as C
-from hingemetrics.functional._common import STAT_DTYPE, add_up, combine_extrema, index_blocks
+from hingemetrics.functional._common import STAT_DTYPE, add_up, index_blocks
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -477,10 +476,11 @@ class PerGroup(SumStateMetric):
         if groups.device != rows[0].device:
             raise ValueError(f"Expected `groups` on the inputs' device {rows[0].device}, but got {groups.device}.")
         if getattr(self.metric, "validate_args", True) and count:
-            pieces = _pieces(count, 1, groups.device)  # a piece at a time, one host read
-            low, high = combine_extrema([torch.stack(aminmax(groups[piece])) for piece in pieces]).tolist()
+            (id_range,) = C.read_extrema(C.value_range(groups))  # the metrics' own range check: one host read
+            assert id_range is not None  # groups holds `count` > 0 ids
+            low, high = id_range
             if low < 0 or high >= self.num_groups:
-                bad = low if low < 0 else high
+                bad = int(low if low < 0 else high)
                 raise ValueError(
                     f"Expected every group id in [0, {self.num_groups - 1}] (`num_groups`={self.num_groups}), "
                     f"but found {bad}."
