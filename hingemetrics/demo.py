@@ -374,11 +374,15 @@ def evaluate_distributed(
     args = (nproc, store.port, state, own_storage(splits), batch_size, results)
     processes = mp.start_processes(_distributed_worker, args=args, nprocs=nproc, join=False, start_method="spawn")
     deadline = time.monotonic() + 4 * _TIMEOUT_S
-    while not processes.join(timeout=1.0):  # raises if a process fails
-        if time.monotonic() > deadline:
-            for process in processes.processes:
+    try:
+        while not processes.join(timeout=1.0):  # raises if a process fails
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the {nproc} evaluation processes were still running after {4 * _TIMEOUT_S} s")
+    finally:  # also on Ctrl-C: a process left running would hang this one's exit
+        for process in processes.processes:
+            if process.is_alive():
                 process.kill()
-            raise TimeoutError(f"the {nproc} evaluation processes were still running after {4 * _TIMEOUT_S} s")
+                process.join()
     values: dict[str, dict[str, float]] = results.get()
     return values
 

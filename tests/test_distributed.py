@@ -356,7 +356,9 @@ def test_readme_example_under_torchrun_two_nodes(tmp_path):
 def test_sync_benchmark_runs_and_counts_collectives(capsys):
     from hingemetrics.benchmark.sync import main
 
-    assert main(["--world-sizes", "2", "--repeats", "3", "--warmup", "1", "--json"]) == 0
+    # the benchmark's own deadline comes well before this module's pytest timeout, so that it, not pytest, stops
+    # a hung rank and says which
+    assert main(["--world-sizes", "2", "--repeats", "3", "--warmup", "1", "--json", "--timeout", "120"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(row["world_size"], row["metric"]) for row in rows] == [
         (2, "binary"),

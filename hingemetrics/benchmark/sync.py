@@ -25,6 +25,7 @@ import os
 import statistics
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -217,7 +218,7 @@ def _measure_rank(world_size: int, repeats: int, warmup: int, num_classes: int) 
 
 
 def _rank_main(rank: int, world_size: int, port: int, settings: tuple[int, int, int]) -> None:
-    """Entry point of one spawned rank: join the group through the parent's store, measure, report."""
+    """Entry point of one spawned rank: join the group through the parent's store, measure, report, leave."""
     torch.set_num_threads(1)
     if sys.platform.startswith("linux"):
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
@@ -228,23 +229,25 @@ def _rank_main(rank: int, world_size: int, port: int, settings: tuple[int, int, 
         rows = _measure_rank(world_size, *settings)
         if rows is not None:
             store.set(_RESULT_KEY, json.dumps(rows))
-        dist.barrier()  # no rank tears its connections down while another may still be using them
-    finally:
-        dist.destroy_process_group()
-    _exit_now()
+        dist.barrier()  # no rank leaves while another may still be using its connections
+    except BaseException:
+        traceback.print_exc()
+        _exit_now(1)
+    _exit_now(0)
 
 
-def _exit_now() -> None:
-    """End a rank that has reported and destroyed its group, without the interpreter's teardown.
+def _exit_now(code: int) -> None:
+    """End a rank without destroying its group and without the interpreter's teardown.
 
-    A collective issued under a ``TorchDispatchMode`` (how the collectives are counted) leaves references to the
-    process group that are never released (torch 2.13), so the gloo group outlives ``destroy_process_group`` and is
-    torn down during interpreter finalization, where its worker threads abort the process now and then (SIGABRT,
-    "terminate called without an active exception"). Every result is already in the store, so nothing is lost.
+    Either can hang or abort the process: on torch 2.1, ``destroy_process_group`` now and then deadlocks (gloo's
+    destructor waits, holding the interpreter lock, for a worker thread that needs it); on torch 2.13, a collective
+    issued under a ``TorchDispatchMode`` (how the collectives are counted) leaves references to the group behind,
+    so gloo's threads outlive it and now and then abort the interpreter's teardown with SIGABRT. The barrier has
+    passed and every result is in the store, so nothing is lost.
     """
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 def _run_world(world_size: int, settings: tuple[int, int, int], timeout: float) -> list[SyncRow]:
@@ -255,13 +258,15 @@ def _run_world(world_size: int, settings: tuple[int, int, int], timeout: float) 
     for proc in procs:
         proc.start()
     deadline = time.monotonic() + timeout
-    for proc in procs:
-        proc.join(max(0.0, deadline - time.monotonic()))
-    late = [rank for rank, proc in enumerate(procs) if proc.is_alive()]
-    for proc in procs:
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+    try:
+        for proc in procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        late = [rank for rank, proc in enumerate(procs) if proc.is_alive()]
+    finally:  # also when interrupted (Ctrl-C, a test's timeout): a rank left running would hang this one's exit
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
     if late:
         raise TimeoutError(f"Expected every rank to finish within {timeout} s, but ranks {late} were still running.")
     codes = [proc.exitcode for proc in procs]

@@ -98,4 +98,9 @@ def run_ranks(fn: Callable[..., Any], world: int, *args: Any, timeout: float = 1
             # the rank torch reports may only have lost its peer: show every rank's traceback
             tracebacks = [f"--- rank {path.stem}:\n{path.read_text()}" for path in sorted(Path(out).glob("*.err"))]
             raise RuntimeError("\n".join([str(err), *tracebacks])) from err
+        finally:  # also on pytest-timeout's interrupt: a rank left running would hang the interpreter's exit
+            for proc in ranks.processes:
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join()
         return [torch.load(Path(out) / f"{rank}.pt", weights_only=False) for rank in range(world)]
