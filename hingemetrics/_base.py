@@ -25,7 +25,7 @@ from hingemetrics._agreement import (
     group_key,
 )
 from hingemetrics._plot import plot_metric
-from hingemetrics.functional._common import STAT_DTYPE
+from hingemetrics.functional._common import STAT_DTYPE, RowReduction
 
 __all__: list[str] = []
 
@@ -315,6 +315,16 @@ class SumStateMetric(Metric):
             f"{type(self).__name__} has no per-sample statistics (`_sample_statistics`), which ConfidenceInterval, "
             "PerGroup and PairedComparison need."
         )
+
+    def _reduce_samples(self, reduction: RowReduction, *args: Any, **kwargs: Any) -> tuple[Tensor, ...]:
+        """What ``reduction`` sums of the batch's per-sample rows (:meth:`_sample_statistics`).
+
+        Here the rows of the whole batch are made, then reduced in one piece; a metric whose kernel makes its rows
+        chunk by chunk reduces each chunk as it is made instead (:class:`WeightedSumStateMetric`).
+        """
+        rows = self._sample_statistics(*args, **kwargs)
+        samples = rows[0].shape[0]
+        return reduction(samples, rows[0].device)(tuple(rows), slice(0, samples))
 
     def _compute_from(self, *states: Any, **kwargs: Any) -> Any:
         """The metric's value from state tensors shaped like its own, with any extra leading dimensions.
@@ -840,8 +850,22 @@ class WeightedSumStateMetric(SumStateMetric):
         """One row per sample of the batch's statistics; see :meth:`SumStateMetric._sample_statistics`."""
         return self._weighted_statistics(preds, target, sample_weight, per_sample=True)
 
-    def _weighted_statistics(
-        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None, per_sample: bool
+    def _reduce_samples(
+        self, reduction: RowReduction, preds: Tensor, target: Tensor, sample_weight: Tensor | None = None
     ) -> tuple[Tensor, ...]:
-        """The checked statistics of a batch: summed, or with ``per_sample`` one ``(N, *state_shape)`` row each."""
+        """What ``reduction`` sums of the per-sample rows, each chunk's rows reduced inside the kernel's loop."""
+        return self._weighted_statistics(preds, target, sample_weight, per_sample=True, reduction=reduction)
+
+    def _weighted_statistics(
+        self,
+        preds: Tensor,
+        target: Tensor,
+        sample_weight: Tensor | None,
+        per_sample: bool,
+        reduction: RowReduction | None = None,
+    ) -> tuple[Tensor, ...]:
+        """The checked statistics of a batch: summed, or one ``(N, *state_shape)`` row each (``per_sample``).
+
+        With ``per_sample`` and a ``reduction``: what the reduction sums of those rows, chunk by chunk.
+        """
         raise NotImplementedError(f"{type(self).__name__} has no `_weighted_statistics`.")

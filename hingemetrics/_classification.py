@@ -12,7 +12,7 @@ from hingemetrics._base import SumStateMetric, WeightedSumStateMetric
 from hingemetrics._multilabel import MultilabelHingeLoss
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._binary import _binary_hinge_check_tensors, _binary_hinge_update
-from hingemetrics.functional._common import STAT_DTYPE, hinge_compute
+from hingemetrics.functional._common import STAT_DTYPE, RowReduction, hinge_compute
 from hingemetrics.functional._multiclass import _multiclass_hinge_check_tensors, _multiclass_hinge_update
 
 __all__ = ["BinaryHingeLoss", "HingeLoss", "MulticlassHingeLoss"]
@@ -73,7 +73,12 @@ class BinaryHingeLoss(WeightedSumStateMetric):
         )
 
     def _weighted_statistics(
-        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None, per_sample: bool
+        self,
+        preds: Tensor,
+        target: Tensor,
+        sample_weight: Tensor | None,
+        per_sample: bool,
+        reduction: RowReduction | None = None,
     ) -> tuple[Tensor, ...]:
         extrema = _binary_hinge_check_tensors(preds, target, sample_weight, self.ignore_index, self.validate_args)
         return _binary_hinge_update(
@@ -86,6 +91,7 @@ class BinaryHingeLoss(WeightedSumStateMetric):
             sample_weight=sample_weight,
             score_extrema=extrema,
             per_sample=per_sample,
+            reduction=reduction,
         )
 
     def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:
@@ -180,7 +186,12 @@ class MulticlassHingeLoss(WeightedSumStateMetric):
         )
 
     def _weighted_statistics(
-        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None, per_sample: bool
+        self,
+        preds: Tensor,
+        target: Tensor,
+        sample_weight: Tensor | None,
+        per_sample: bool,
+        reduction: RowReduction | None = None,
     ) -> tuple[Tensor, ...]:
         extrema = _multiclass_hinge_check_tensors(
             preds, target, sample_weight, self.num_classes, self.ignore_index, self.validate_args
@@ -198,6 +209,7 @@ class MulticlassHingeLoss(WeightedSumStateMetric):
             score_extrema=extrema,
             class_weight=self._class_weights(),
             per_sample=per_sample,
+            reduction=reduction,
         )
 
     def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:

@@ -5,6 +5,7 @@ from typing import Any
 from torch import Tensor
 
 from hingemetrics._base import WeightedSumStateMetric
+from hingemetrics.functional._common import RowReduction
 from hingemetrics.functional._multilabel import (
     _multilabel_hinge_check_tensors,
     _multilabel_hinge_compute,
@@ -75,7 +76,12 @@ class MultilabelHingeLoss(WeightedSumStateMetric):
         )
 
     def _weighted_statistics(
-        self, preds: Tensor, target: Tensor, sample_weight: Tensor | None, per_sample: bool
+        self,
+        preds: Tensor,
+        target: Tensor,
+        sample_weight: Tensor | None,
+        per_sample: bool,
+        reduction: RowReduction | None = None,
     ) -> tuple[Tensor, ...]:
         _multilabel_hinge_check_tensors(
             preds, target, sample_weight, self.num_labels, self.ignore_index, self.validate_args
@@ -90,6 +96,7 @@ class MultilabelHingeLoss(WeightedSumStateMetric):
             normalization=self.normalization,
             sample_weight=sample_weight,
             per_sample=per_sample,
+            reduction=reduction,
         )
 
     def _compute_from(self, loss_sum: Tensor, weight_sum: Tensor) -> Tensor:

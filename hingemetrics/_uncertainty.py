@@ -28,7 +28,7 @@ from torch import Tensor
 
 from hingemetrics._base import SumStateMetric
 from hingemetrics.functional import _checks as C
-from hingemetrics.functional._common import STAT_DTYPE, add_up, index_blocks
+from hingemetrics.functional._common import STAT_DTYPE, RowReduce, RowReduction, add_up, index_blocks, is_constant
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -168,7 +168,7 @@ def _sum_rows(
     r"""Add up the ``count`` flat rows of a batch, ``flat_columns(piece) -> (K, n)`` one piece of rows at a time.
 
     The sums :math:`\sum_i v_i` (by group: of each group's rows), the sample count, with ``pairs`` (of a layout's
-    blocks; grouped rows only, :func:`_sum_state_rows` takes the ungrouped ones) each group's second moments
+    blocks; grouped rows only, :func:`_moment_reduction` takes the ungrouped ones) each group's second moments
     :math:`\sum_i v_i v_i^\top` on each block, and with ``weight`` (``(N, R)``) the
     resampled sums :math:`\sum_i p_{ir} v_i`. Each piece holds at most one kernel chunk of elements
     (:func:`~hingemetrics.functional._common.index_blocks`), so, as in the metrics' own kernels, every step stays
@@ -182,7 +182,7 @@ def _sum_rows(
     spread_size = resamples * (width + 1) if groups is not None else 0
     row_size = max(width + (groups is not None), distinct, spread_size)
     if pairs is not None:
-        assert groups is not None, "ungrouped moments come from _sum_state_rows"
+        assert groups is not None, "ungrouped moments come from _moment_reduction"
         left, right = pairs.left.to(device), pairs.right.to(device)
     parts: list[list[Tensor]] = []
     for piece in _pieces(count, row_size, device):
@@ -278,59 +278,144 @@ def _pick(columns: Tensor, picker: int | Tensor | None) -> Tensor:
     return columns.index_select(1, picker.to(columns.device))
 
 
-def _sum_state_rows(
-    rows: Sequence[Tensor],
-    count: int,
-    device: torch.device,
-    *,
-    groups: Tensor | None = None,
-    num_groups: int | None = None,
-    products: Sequence[_ProductGroup] | None = None,
-    distinct: int = 0,
-) -> tuple[Tensor, Tensor, Tensor | None]:
-    r"""The sums of a batch's per-sample ``rows`` (one tensor per state), read state by state: no joined copy.
+def _product_sums(left: Tensor, right: Tensor, left_sums: Tensor, right_sums: Tensor) -> Tensor:
+    """``(m,)``: the sums over dimension 0 of ``left * right``, two ``(n, m)`` float64 columns, either ``(n, 1)``.
 
-    Without ``groups``: the ``(K,)`` sums, the sample count and with ``products`` (:func:`_product_groups`) the
-    ``(U,)`` distinct products :math:`\sum_i v_{ia} v_{ib}`; with ``groups`` (no products): the ``(G, K)`` sums by
-    group and the ``(G,)`` sample counts. As :func:`_sum_rows` does, each step reads at most one kernel chunk of
-    elements and runs on the calling thread; where that needs one joined copy of the rows, this needs none.
+    ``left_sums`` and ``right_sums`` are the columns' own sums over dimension 0. A dot product, a matrix-vector
+    product or ``vecdot``: none makes the ``(n, m)`` products, and a column of one broadcast over the other is read
+    in place. A column that is one row expanded over the samples (unweighted weight totals) is not read at all:
+    its products are that row times the other column's sums.
     """
-    flat = [row.reshape(count, math.prod(row.shape[1:])) for row in rows]
-    widths = [part.shape[1] for part in flat]
-    row_size = max([*widths, *(len(group.where) for group in products or ())])
-    pieces = _pieces(count, row_size, device)
-    if groups is not None:
-        num = 0 if num_groups is None else num_groups
-        totals = [torch.zeros((num, width), dtype=STAT_DTYPE, device=device) for width in widths]
-        samples = torch.zeros(num, dtype=STAT_DTYPE, device=device)
-        ones = torch.ones(
-            max((len(range(count)[piece]) for piece in pieces), default=0), dtype=STAT_DTYPE, device=device
-        )
-        for piece in pieces:
-            ids = groups[piece]
-            for total, part in zip(totals, flat, strict=True):
-                total.index_add_(0, ids, part[piece].to(STAT_DTYPE))
-            samples.index_add_(0, ids, ones[: ids.shape[0]])
-        return torch.cat(totals, dim=1), samples, None
-    sums: list[list[Tensor]] = []
-    moments: list[list[Tensor]] = []
-    for piece in pieces:
-        columns = [part[piece].to(STAT_DTYPE) for part in flat]
-        sums.append([part.sum(0) for part in columns])
-        if products is not None:
-            moments.append(
-                [
-                    (_pick(columns[g.left_state], g.left) * _pick(columns[g.right_state], g.right)).sum(0)
-                    for g in products
-                ]
+    if is_constant(left):
+        return left[0] * right_sums
+    if is_constant(right):
+        return right[0] * left_sums
+    if left.shape[1] == 1 and right.shape[1] == 1:
+        return torch.dot(left[:, 0], right[:, 0]).reshape(1)
+    if left.shape[1] == 1:
+        return left[:, 0] @ right
+    if right.shape[1] == 1:
+        return right[:, 0] @ left
+    return torch.linalg.vecdot(left, right, dim=0)
+
+
+def _pick_sums(sums: Tensor, picker: int | Tensor | None) -> Tensor:
+    """The entries of a state's ``(m,)`` column sums that a picker (see :class:`_ProductGroup`) selects."""
+    if picker is None:
+        return sums
+    if isinstance(picker, int):
+        return sums[picker : picker + 1]
+    return sums.index_select(0, picker.to(sums.device))
+
+
+def _moment_reduction(products: Sequence[_ProductGroup]) -> RowReduction:
+    r"""The sums that the normal interval adds up from per-sample rows (one tensor per state), without groups.
+
+    Each piece of rows gives the ``(K,)`` sums :math:`\sum_i v_i`, its number of samples and the ``(U,)``
+    distinct products :math:`\sum_i v_{ia} v_{ib}` of ``products`` (:func:`_product_groups`), in the groups'
+    order (:func:`_moment_index` puts them in place). The rows are read state by state, at most one kernel chunk
+    of elements at a time, so that each step runs on the calling thread, and are never joined into one copy.
+    """
+    widest = max(len(group.where) for group in products)
+    distinct = sum(len(group.where) for group in products)
+
+    def start(samples: int, device: torch.device) -> RowReduce:
+        def reduce(rows: tuple[Tensor, ...], piece: slice) -> tuple[Tensor, ...]:
+            count = rows[0].shape[0]
+            flat = [_as_stat(row if row.dim() == 2 else row.reshape(count, math.prod(row.shape[1:]))) for row in rows]
+            pieces = _pieces(count, max(widest, *(part.shape[1] for part in flat)), device)
+            sums, moments = [], []
+            for sub in pieces:
+                columns = flat if len(pieces) == 1 else [part[sub] for part in flat]
+                column_sums = [_column_sums(part) for part in columns]
+                sums.append(torch.cat(column_sums))
+                moments.append(torch.cat([_group_products(g, columns, column_sums) for g in products]))
+            width = sum(part.shape[1] for part in flat)
+            return (
+                add_up(sums, torch.Size((width,)), device),
+                torch.full((), count, dtype=STAT_DTYPE, device=device),
+                add_up(moments, torch.Size((distinct,)), device),
             )
-    total = add_up([torch.cat(part) for part in sums], torch.Size((sum(widths),)), device)
-    count_total = torch.full((), count, dtype=STAT_DTYPE, device=device)
-    if products is None:
-        return total, count_total, None
-    order = torch.tensor([position for g in products for position in g.where], device=device)
-    joined = add_up([torch.cat(part) for part in moments], torch.Size((distinct,)), device)
-    return total, count_total, joined.new_empty(distinct).index_copy_(0, order, joined) if count else joined
+
+        return reduce
+
+    return start
+
+
+def _as_stat(rows: Tensor) -> Tensor:
+    """``rows`` in float64 (as they are when they already are; an expanded row stays expanded)."""
+    return rows if rows.dtype == STAT_DTYPE else rows.to(STAT_DTYPE)
+
+
+def _column_sums(columns: Tensor) -> Tensor:
+    """``(m,)``: the sums over dimension 0 of ``(n, m)`` float64 columns (one expanded row: n times that row)."""
+    return columns[0] * columns.shape[0] if is_constant(columns) else columns.sum(0)
+
+
+def _group_products(group: _ProductGroup, columns: Sequence[Tensor], sums: Sequence[Tensor]) -> Tensor:
+    """The summed products of one :class:`_ProductGroup` from a piece's float64 state columns and their sums."""
+    left, right = group.left_state, group.right_state
+    return _product_sums(
+        _pick(columns[left], group.left),
+        _pick(columns[right], group.right),
+        _pick_sums(sums[left], group.left),
+        _pick_sums(sums[right], group.right),
+    )
+
+
+def _moment_index(pairs: _Pairs, products: Sequence[_ProductGroup]) -> Tensor:
+    """``(B, J, J)``: where each entry of the blocks' moment matrices lies in :func:`_moment_reduction`'s products."""
+    order = torch.tensor([position for group in products for position in group.where], dtype=torch.long)
+    inverse = torch.empty_like(order).index_copy_(0, order, torch.arange(order.numel()))
+    return inverse[pairs.entries]
+
+
+def _group_reduction(groups: Tensor, num_groups: int) -> RowReduction:
+    """PerGroup's sums of per-sample rows: ``(K + 1, G)``, each group's sums of the K state columns, then its count.
+
+    ``groups`` holds the ``(N,)`` int64 group ids of the batch, checked against its number of samples when the
+    reduction starts. Each piece adds its rows' columns (one contiguous float64 copy, a row of ones last for the
+    counts) into its groups' columns with one ``index_add_``. A state whose rows are one row expanded over the
+    samples (unweighted weight totals) is not copied: its group sums are that row times the groups' counts.
+    """
+
+    def start(samples: int, device: torch.device) -> RowReduce:
+        _check_group_ids(groups, samples, device)
+
+        def reduce(rows: tuple[Tensor, ...], piece: slice) -> tuple[Tensor, ...]:
+            count = rows[0].shape[0]
+            flat = [row.reshape(count, math.prod(row.shape[1:])) for row in rows]
+            varying = [part for part in flat if not is_constant(part)]
+            width = sum(part.shape[1] for part in varying) + 1
+            ids = groups[piece]
+            total = torch.zeros((width, num_groups), dtype=STAT_DTYPE, device=device)
+            for sub in _pieces(count, width, device):
+                part_ids = ids[sub]
+                ones = torch.ones((1, part_ids.shape[0]), dtype=STAT_DTYPE, device=device)
+                total.index_add_(1, part_ids, torch.cat([*(part[sub].T.to(STAT_DTYPE) for part in varying), ones]))
+            counts = total[-1:]
+            columns, start = [], 0
+            for part in flat:
+                if is_constant(part):
+                    columns.append(part[0].to(STAT_DTYPE).unsqueeze(1) * counts)
+                else:
+                    columns.append(total[start : start + part.shape[1]])
+                    start += part.shape[1]
+            return (torch.cat([*columns, counts]),)
+
+        return reduce
+
+    return start
+
+
+def _check_group_ids(groups: Tensor, count: int, device: torch.device) -> None:
+    """``groups`` must be one id per sample of the batch (``count``), on its ``device``."""
+    if tuple(groups.shape) != (count,):
+        raise ValueError(
+            f"Expected `groups` to have shape ({count},), one id per sample, but got {tuple(groups.shape)}."
+        )
+    if groups.device != device:
+        raise ValueError(f"Expected `groups` on the inputs' device {device}, but got {groups.device}.")
 
 
 def _pieces(count: int, width: int, device: torch.device) -> list[slice]:
@@ -463,21 +548,20 @@ class PerGroup(SumStateMetric):
         self, *inputs: Tensor, groups: Tensor, sample_weight: Tensor | None = None, **named: Tensor
     ) -> tuple[tuple[Tensor, ...], Tensor]:
         """The wrapped metric's per-sample rows and the checked ``(N,)`` int64 group ids."""
+        ids = self._group_ids(groups)
         weight = {} if sample_weight is None else {"sample_weight": sample_weight}
         rows = self.metric._sample_statistics(*inputs, **named, **weight)
-        count = rows[0].shape[0]
+        _check_group_ids(ids, rows[0].shape[0], rows[0].device)
+        return rows, ids
+
+    def _group_ids(self, groups: Tensor) -> Tensor:
+        """``groups`` as int64 ids, after the checks that need no inputs: its type and, under validation, its range."""
         C.check_tensor("groups", groups)
         if groups.is_floating_point() or groups.is_complex() or groups.dtype == torch.bool:
             raise TypeError(f"Expected `groups` to be an integer tensor of group ids, but got dtype {groups.dtype}.")
-        if tuple(groups.shape) != (count,):
-            raise ValueError(
-                f"Expected `groups` to have shape ({count},), one id per sample, but got {tuple(groups.shape)}."
-            )
-        if groups.device != rows[0].device:
-            raise ValueError(f"Expected `groups` on the inputs' device {rows[0].device}, but got {groups.device}.")
-        if getattr(self.metric, "validate_args", True) and count:
+        if getattr(self.metric, "validate_args", True) and groups.numel():
             (id_range,) = C.read_extrema(C.value_range(groups))  # the metrics' own range check: one host read
-            assert id_range is not None  # groups holds `count` > 0 ids
+            assert id_range is not None  # groups holds at least one id
             low, high = id_range
             if low < 0 or high >= self.num_groups:
                 bad = int(low if low < 0 else high)
@@ -485,15 +569,16 @@ class PerGroup(SumStateMetric):
                     f"Expected every group id in [0, {self.num_groups - 1}] (`num_groups`={self.num_groups}), "
                     f"but found {bad}."
                 )
-        return rows, groups.long()
+        return groups.long()
 
-    def _batch_statistics(self, *inputs: Tensor, **kwargs: Any) -> tuple[Tensor, ...]:
-        rows, groups = self._grouped_rows(*inputs, **kwargs)
-        shapes = _shapes(self.metric)
-        sums, samples, _ = _sum_state_rows(
-            rows, groups.shape[0], rows[0].device, groups=groups, num_groups=self.num_groups
-        )
-        return (*_unflatten(sums, shapes), samples)
+    def _batch_statistics(
+        self, *inputs: Tensor, groups: Tensor, sample_weight: Tensor | None = None, **named: Tensor
+    ) -> tuple[Tensor, ...]:
+        ids = self._group_ids(groups)
+        weight = {} if sample_weight is None else {"sample_weight": sample_weight}
+        (total,) = self.metric._reduce_samples(_group_reduction(ids, self.num_groups), *inputs, **named, **weight)
+        sums = total[:-1].T.contiguous()  # (G, K)
+        return (*_unflatten(sums, _shapes(self.metric)), total[-1])
 
     def _sample_statistics(self, *inputs: Tensor, **kwargs: Any) -> tuple[Tensor, ...]:
         """Each sample's statistics in its group's row, zeros in the others: ``(N, G, ...)`` per state."""
@@ -596,8 +681,12 @@ class ConfidenceInterval(SumStateMetric):
         self._num_groups: int | None = metric.num_groups if isinstance(metric, PerGroup) else None
         self._layout = _layout_of(self._inner) if method == "normal" else None
         self._pairs = None if self._layout is None else _pairs_of(self._layout.members)
-        #: The pairs grouped by the states they read, for the rows of a metric without groups (see _sum_state_rows).
+        #: The pairs grouped by the states they read, for the rows of a metric without groups (_moment_reduction),
+        #: and where each entry of the moment matrices lies among them.
         self._products = None if self._pairs is None else _product_groups(self._pairs, _shapes(self._inner))
+        self._moment_index = None
+        if self._pairs is not None and self._products is not None:
+            self._moment_index = _moment_index(self._pairs, self._products)
         names, shapes = metric._sum_states, _shapes(metric)
         for name, shape in zip(names, shapes, strict=True):
             self._add_sum_state(f"sum_{name}", shape)
@@ -632,19 +721,20 @@ class ConfidenceInterval(SumStateMetric):
 
     def _batch_statistics(self, *args: Any, **kwargs: Any) -> tuple[Tensor, ...]:
         wrapped = self.metric
+        shapes = _shapes(self._inner)
+        if not isinstance(wrapped, PerGroup) and self._products is not None and self._moment_index is not None:
+            # the normal interval without groups: the kernel adds up the rows' sums and products chunk by chunk
+            flat_sums, samples, products = self._inner._reduce_samples(
+                _moment_reduction(self._products), *args, **kwargs
+            )
+            moments = products[self._moment_index.to(products.device)]
+            return (*_unflatten(flat_sums, shapes), samples, moments)
         if isinstance(wrapped, PerGroup):
             rows, groups = wrapped._grouped_rows(*args, **kwargs)
         else:
             rows, groups = self._inner._sample_statistics(*args, **kwargs), None
-        shapes = _shapes(self._inner)
         count, device = rows[0].shape[0], rows[0].device
         layout = self._layout
-        if groups is None and self._products is not None and self._pairs is not None:
-            flat_sums, samples, products = _sum_state_rows(
-                rows, count, device, products=self._products, distinct=self._pairs.left.numel()
-            )
-            assert products is not None
-            return (*_unflatten(flat_sums, shapes), samples, products[self._pairs.entries.to(device)])
         summed = _sum_rows(
             _flat_columns(rows),
             count,
@@ -834,6 +924,7 @@ class PairedComparison(SumStateMetric):
         self._single = layout
         self._pairs = _pairs_of(self._layout.members)
         self._products = _product_groups(self._pairs, [*_shapes(metric), *_shapes(metric)])
+        self._moment_index = _moment_index(self._pairs, self._products)
         for side in ("a", "b"):
             for name, shape in zip(metric._sum_states, _shapes(metric), strict=True):
                 self._add_sum_state(f"{side}_{name}", shape)
@@ -870,16 +961,11 @@ class PairedComparison(SumStateMetric):
         shapes = _shapes(self.metric)
         device = rows_a[0].device
         # model a's states then model b's, as the joint layout numbers them
-        sums, samples, products = _sum_state_rows(
-            [*rows_a, *rows_b],
-            rows_a[0].shape[0],
-            device,
-            products=self._products,
-            distinct=self._pairs.left.numel(),
-        )
-        assert products is not None
+        count = rows_a[0].shape[0]
+        reduce = _moment_reduction(self._products)(count, device)
+        sums, samples, products = reduce((*rows_a, *rows_b), slice(0, count))
         sums_a, sums_b = sums.split(sum(math.prod(shape) for shape in shapes))
-        moments = products[self._pairs.entries.to(device)]
+        moments = products[self._moment_index.to(device)]
         return (*_unflatten(sums_a, shapes), *_unflatten(sums_b, shapes), samples, moments)
 
     def compute(self) -> dict[str, Tensor]:

@@ -170,21 +170,27 @@ def test_normal_interval_per_class_is_the_formula_per_class():
         np.testing.assert_allclose(got["value"][c].item(), mean, rtol=1e-6)
 
 
-def test_normal_interval_and_per_group_over_batches_of_several_kernel_chunks():
-    """Batches whose rows span several kernel chunks, and an empty one, add up like the plain formula."""
+@pytest.mark.parametrize("weighted", [True, False], ids=["weighted", "unweighted"])
+def test_normal_interval_and_per_group_over_batches_of_several_kernel_chunks(weighted):
+    """Batches whose rows span several kernel chunks, and an empty one, add up like the plain formula.
+
+    Unweighted, every sample's weight total is one value read as a row per sample, which the wrappers use without
+    reading it row by row: the same formula must come out.
+    """
     gen = torch.Generator().manual_seed(3)
     n, classes = 7003, 10  # the per-class rows (n, 10) span three chunks of 32767 elements
     preds, target = torch.randn(n, classes, generator=gen), torch.randint(classes, (n,), generator=gen)
     weight, groups = torch.rand(n, generator=gen) + 0.5, torch.randint(3, (n,), generator=gen)
     interval = hm.ConfidenceInterval(hm.MulticlassHingeLoss(classes, multiclass_mode="one-vs-all"))
     per_group = hm.PerGroup(hm.MulticlassHingeLoss(classes, multiclass_mode="one-vs-all"), num_groups=3)
+    given = {"sample_weight": weight} if weighted else {}
     for metric, extra in ((interval, {}), (per_group, {"groups": groups[:0]})):
-        metric.update(preds[:0], target[:0], sample_weight=weight[:0], **extra)
-    interval.update(preds, target, sample_weight=weight)
-    per_group.update(preds, target, sample_weight=weight, groups=groups)
+        metric.update(preds[:0], target[:0], **{k: v[:0] for k, v in given.items()}, **extra)
+    interval.update(preds, target, **given)
+    per_group.update(preds, target, **given, groups=groups)
     sign = np.where(np.arange(classes) == target.numpy()[:, None], 1.0, -1.0)
     loss = np.maximum(0, 1 - sign * preds.double().numpy())
-    w, ids = weight.double().numpy(), groups.numpy()
+    w, ids = (weight.double().numpy() if weighted else np.ones(n)), groups.numpy()
     got, by_group = interval.compute(), per_group.compute()
     for c in range(classes):
         mean, se = _weighted_mean_se(loss[:, c], w)
@@ -194,6 +200,34 @@ def test_normal_interval_and_per_group_over_batches_of_several_kernel_chunks():
             mine = ids == g
             expected = (w[mine] * loss[mine, c]).sum() / w[mine].sum()
             np.testing.assert_allclose(by_group[g, c].item(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("weighted", [True, False], ids=["weighted", "unweighted"])
+def test_normal_interval_and_per_group_of_samples_larger_than_a_kernel_chunk(weighted):
+    """Samples of more positions than a kernel chunk: a sample's rows are joined from several chunks first."""
+    gen = torch.Generator().manual_seed(6)
+    n = 5
+    preds = torch.randn(n, 190, 190, generator=gen, dtype=torch.float64)  # 36100 positions per sample: two chunks
+    target = torch.randint(2, preds.shape, generator=gen)
+    weight = torch.rand(preds.shape, generator=gen) + 0.5
+    groups = torch.tensor([0, 1, 0, 1, 1])
+    given = {"sample_weight": weight} if weighted else {}
+    interval, per_group = hm.ConfidenceInterval(hm.BinaryHingeLoss()), hm.PerGroup(hm.BinaryHingeLoss(), 2)
+    interval.update(preds, target, **given)
+    per_group.update(preds, target, **given, groups=groups)
+    y = target.double().numpy() * 2 - 1
+    w = weight.double().numpy() if weighted else np.ones(preds.shape)
+    loss = np.maximum(0, 1 - y * preds.double().numpy())
+    # each sample is one draw of (sum of w l, sum of w): the ratio estimator over the samples
+    totals, weights = (w * loss).reshape(n, -1).sum(1), w.reshape(n, -1).sum(1)
+    mean = totals.sum() / weights.sum()
+    se = math.sqrt(n / (n - 1) * ((totals - mean * weights) ** 2).sum() / weights.sum() ** 2)
+    got = interval.compute()
+    np.testing.assert_allclose(got["value"].item(), mean, rtol=1e-9)
+    np.testing.assert_allclose(got["stderr"].item(), se, rtol=1e-9)
+    for g in range(2):
+        mine = groups.numpy() == g
+        np.testing.assert_allclose(per_group.compute()[g].item(), totals[mine].sum() / weights[mine].sum(), rtol=1e-9)
 
 
 def test_normal_interval_of_a_total_is_for_the_total():

@@ -11,6 +11,7 @@ from torch import Tensor
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._common import (
     Block,
+    RowReduction,
     as_scores,
     column_sums,
     hinge_compute,
@@ -18,6 +19,7 @@ from hingemetrics.functional._common import (
     index_blocks,
     loss_dtype,
     outside_unit_interval,
+    reduce_over_blocks,
     samples_in,
     settle_auto,
     squash,
@@ -67,14 +69,16 @@ def _binary_hinge_update(
     sample_weight: Tensor | None,
     score_extrema: C.Extrema = None,
     per_sample: bool = False,
-) -> tuple[Tensor, Tensor]:
+    reduction: RowReduction | None = None,
+) -> tuple[Tensor, ...]:
     """Summed statistics of one batch: ``(sum of w * loss, sum of w)``, both float64 scalars.
 
     The target is read as positive where it is > 0 and negative elsewhere, so {0, 1}, {-1, 1} and bool targets
     share one code path; elements whose target equals ``ignore_index`` get weight 0. ``score_extrema``, the
     ``(min, max)`` of all of ``preds`` as the value checks read it, settles ``"auto"`` on the host; without it (or
     with ``ignore_index``, where only the counted scores decide) ``"auto"`` is decided on the device.
-    ``per_sample`` gives the per-sample statistics instead: both ``(N,)`` (one sample for a 0-d score).
+    ``per_sample`` gives the per-sample statistics instead: both ``(N,)`` (one sample for a 0-d score); with a
+    ``reduction`` as well, what it sums of them (:func:`~hingemetrics.functional._common.sum_over_blocks`).
     """
     if ignore_index is None:
         normalization = settle_auto(normalization, score_extrema, "sigmoid")
@@ -91,6 +95,7 @@ def _binary_hinge_update(
         ignore_index=ignore_index,
         normalization=normalization,
         per_sample=per_sample,
+        reduction=reduction,
     )
 
 
@@ -105,7 +110,8 @@ def binary_hinge_sums(
     ignore_index: int | None,
     normalization: str | None,
     per_sample: bool = False,
-) -> tuple[Tensor, Tensor]:
+    reduction: RowReduction | None = None,
+) -> tuple[Tensor, ...]:
     """Weighted binary hinge sums of ``(N, ...)`` scores, or per label of ``(N, L, ...)``, in chunks, no host reads.
 
     Args:
@@ -121,6 +127,8 @@ def binary_hinge_sums(
         normalization: ``None``, ``"sigmoid"`` or ``"auto"`` (decided once over the whole batch).
         per_sample: sum each sample (row along dimension 0) on its own, the whole batch in one piece: the
             per-sample statistics, from the same element losses.
+        reduction: with ``per_sample``, reduce each chunk's rows as they are made and return the sums of what it
+            makes (:data:`~hingemetrics.functional._common.RowReduction`), instead of the rows.
 
     Returns:
         ``(sum of w * loss, sum of w)`` in float64: scalars; with ``labels_on_dim1`` the loss sum is ``(L,)`` and
@@ -159,7 +167,10 @@ def binary_hinge_sums(
 
     shape = scores.shape[1:2] if columns else torch.Size(())
     count = math.prod(index_shape)
-    return sum_over_blocks(block_sums, blocks, count, device, shape, shape if per_element else None, samples)
+    weight_shape = shape if per_element else None
+    if reduction is not None:
+        return reduce_over_blocks(block_sums, blocks, scores.shape[0], device, shape, weight_shape, reduction)
+    return sum_over_blocks(block_sums, blocks, count, device, shape, weight_shape, samples)
 
 
 def _counted_scores(scores: Tensor, labels: Tensor, columns: bool, ignore_index: int) -> Callable[[Block], Tensor]:

@@ -42,6 +42,13 @@ __all__: list[str] = []
 STAT_DTYPE = torch.float64
 T = TypeVar("T")
 Block = tuple[slice, ...]
+#: ``reduce(rows, piece)``: a few sums of the per-sample ``rows`` (one tensor per state, ``(n, *state_shape)``) of
+#: the samples ``piece`` of a batch, as a tuple of tensors whose shapes do not depend on the piece.
+RowReduce = Callable[[tuple[Tensor, ...], slice], tuple[Tensor, ...]]
+#: ``start(samples, device) -> reduce``: what a wrapper does with a batch's per-sample rows. A kernel calls it once
+#: with the batch's number of samples, then ``reduce`` on the rows of each of its chunks as they are made, and adds
+#: up the results (:func:`reduce_over_blocks`), so that the rows of the whole batch are never held at once.
+RowReduction = Callable[[int, torch.device], RowReduce]
 
 #: torch's grain size on the CPU: an operation on fewer elements runs on the calling thread, not split over threads.
 TORCH_GRAIN_SIZE = 32768
@@ -176,6 +183,46 @@ def sum_over_blocks(
     if weight_shape is None:
         return loss_sum, torch.full((), count, dtype=STAT_DTYPE, device=device)
     return loss_sum, add_up([weight for _, weight in parts if weight is not None], weight_shape, device)
+
+
+def reduce_over_blocks(
+    block_rows: Callable[[Block], tuple[Tensor, Tensor | None]],
+    blocks: Sequence[Block],
+    samples: int,
+    device: torch.device,
+    loss_shape: torch.Size,
+    weight_shape: torch.Size | None,
+    reduction: RowReduction,
+) -> tuple[Tensor, ...]:
+    """The sum over a batch's blocks of what ``reduction`` makes of each block's per-sample rows.
+
+    ``block_rows`` is a kernel's ``block_sums`` in its per-sample form (see :func:`sum_over_blocks`). Each block
+    of whole samples is reduced as soon as its rows are made, while they are in cache, so the rows of the whole
+    batch are never held; samples split over several blocks are joined first and reduced in one piece.
+    """
+    reduce = reduction(samples, device)
+
+    def rows_of(block: Block) -> tuple[Tensor, Tensor]:
+        loss, weight = block_rows(block)
+        assert weight is not None, "per-sample rows always carry their weights"
+        return loss, weight
+
+    if blocks and len(blocks[0]) == 1:  # blocks of whole samples
+        reduced = [reduce(rows_of(block), block[0]) for block in blocks]
+    else:
+        joined = _rows_over_blocks(map_blocks(block_rows, blocks), blocks, samples, device, loss_shape, weight_shape)
+        reduced = [reduce(joined, slice(0, samples))]
+    return tuple(add_up(list(parts), parts[0].shape, device) for parts in zip(*reduced, strict=True))
+
+
+def reduce_through(transform: Callable[..., tuple[Tensor, ...]], reduction: RowReduction) -> RowReduction:
+    """``reduction`` of ``transform(*rows)``: for a kernel whose rows become the metric's state rows so."""
+
+    def start(samples: int, device: torch.device) -> RowReduce:
+        reduce = reduction(samples, device)
+        return lambda rows, piece: reduce(transform(*rows), piece)
+
+    return start
 
 
 def _rows_over_blocks(
@@ -375,7 +422,8 @@ def weighted_sums(
     Returns:
         The loss sum, shaped like ``loss`` without its first dimension, and the weight total: a scalar when neither
         ``valid`` nor ``weight`` varies along K, else one per column. With ``samples``, each gets a leading
-        ``(N,)`` dimension: one sum per sample.
+        ``(N,)`` dimension: one sum per sample. Without ``weight`` and ``valid`` every sample has the same weight
+        total, so those rows are one value expanded over the samples (stride 0, see :func:`is_constant`).
 
     Every product ``w * loss`` and every sum is float64, and no weight is ever cast to a narrower dtype: the
     weighted mean does not depend on the scale of the weights, for any scale their dtype can hold.
@@ -387,7 +435,8 @@ def weighted_sums(
     if weight is None and valid is None:
         count = loss.shape[0] if samples is None else loss.shape[0] // samples
         lead = () if samples is None else (samples,)
-        return total(loss), torch.full(lead, count, dtype=STAT_DTYPE, device=loss.device)
+        # every sample's weight total is the same: one value, read as a row per sample (a view, stride 0)
+        return total(loss), torch.full((), count, dtype=STAT_DTYPE, device=loss.device).expand(lead)
     by_row = loss.dim() == 1 or all(t is None or t.dim() == 1 for t in (valid, weight))
     if by_row:  # one weight per row, the same for every column
         if weight is None:
@@ -405,6 +454,11 @@ def weighted_sums(
     if weight.shape != loss.shape:
         weight = weight.expand(loss.shape)
     return total(loss.to(STAT_DTYPE) * weight), total(weight)
+
+
+def is_constant(rows: Tensor) -> bool:
+    """Whether ``(n, ...)`` per-sample rows are one row expanded over the samples (stride 0 along dimension 0)."""
+    return rows.dim() > 0 and rows.shape[0] > 1 and rows.stride(0) == 0
 
 
 def column_sums(values: Tensor, row_weight: Tensor | None = None) -> Tensor:

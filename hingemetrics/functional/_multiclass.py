@@ -12,6 +12,7 @@ from hingemetrics.functional import _checks as C
 from hingemetrics.functional._common import (
     STAT_DTYPE,
     Block,
+    RowReduction,
     as_scores,
     column_sums,
     exp_of_nonpositive,
@@ -20,6 +21,8 @@ from hingemetrics.functional._common import (
     index_blocks,
     loss_dtype,
     outside_unit_interval,
+    reduce_over_blocks,
+    reduce_through,
     row_sums,
     samples_in,
     settle_auto,
@@ -113,7 +116,8 @@ def _multiclass_hinge_update(
     score_extrema: C.Extrema = None,
     class_weight: Tensor | None = None,
     per_sample: bool = False,
-) -> tuple[Tensor, Tensor]:
+    reduction: RowReduction | None = None,
+) -> tuple[Tensor, ...]:
     """Summed statistics of one batch: ``(sum of w * loss, sum of w)`` in float64.
 
     The loss sum is a scalar, or ``(C,)`` for one-vs-all; the weight total is a scalar. The samples (or, in a large
@@ -124,7 +128,8 @@ def _multiclass_hinge_update(
     the scores' device (any float dtype), multiplies each sample's loss by the weight of its class; it is not part
     of ``w``, so the weight total is the same with or without it. ``per_sample`` gives the per-sample
     statistics instead, from the same element losses: each with a leading ``(N,)`` dimension (one sample for
-    ``(C,)`` scores), the whole batch taken in one piece.
+    ``(C,)`` scores), the whole batch taken in one piece; with a ``reduction`` as well, what it sums of them
+    (:func:`~hingemetrics.functional._common.sum_over_blocks`).
     """
     if ignore_index is None or _is_one_hot(preds, target):
         normalization = settle_auto(normalization, score_extrema, "softmax")
@@ -179,8 +184,14 @@ def _multiclass_hinge_update(
     loss_shape = torch.Size((num_classes,) if multiclass_mode == "one-vs-all" else ())
     weight_shape = torch.Size(()) if per_row else None
     count = math.prod(index_shape)
-    loss_sum, weight_sum = sum_over_blocks(block_sums, blocks, count, preds.device, loss_shape, weight_shape, samples)
-    return (loss_sum / num_classes if multiclass_mode == "weston-watkins" else loss_sum), weight_sum
+
+    def states(loss_sum: Tensor, weight_sum: Tensor) -> tuple[Tensor, Tensor]:
+        return (loss_sum / num_classes if multiclass_mode == "weston-watkins" else loss_sum), weight_sum
+
+    if reduction is not None:  # the reduction sees the states' rows
+        through = reduce_through(states, reduction)
+        return reduce_over_blocks(block_sums, blocks, preds.shape[0], preds.device, loss_shape, weight_shape, through)
+    return states(*sum_over_blocks(block_sums, blocks, count, preds.device, loss_shape, weight_shape, samples))
 
 
 def _counted_rows(preds: Tensor, labels_of: Callable[[Block], Tensor], ignore_index: int) -> Callable[[Block], Tensor]:

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._binary import _binary_hinge_check_tensors, binary_hinge_sums
+from hingemetrics.functional._common import RowReduction, reduce_through
 
 __all__ = ["multilabel_hinge_loss"]
 
@@ -57,15 +58,17 @@ def _multilabel_hinge_update(
     normalization: str | None,
     sample_weight: Tensor | None,
     per_sample: bool = False,
-) -> tuple[Tensor, Tensor]:
+    reduction: RowReduction | None = None,
+) -> tuple[Tensor, ...]:
     """Per-label summed statistics of one batch: ``(sum of w * loss, sum of w)``, both ``(L,)`` float64.
 
     The labels are the columns of one binary hinge (:func:`binary_hinge_sums`), so ``"auto"`` decides over the
     whole batch and ``ignore_index`` and weights count per label. ``(N, L, ...)`` inputs are read one chunk of
     samples (or positions) at a time, in whatever layout they come. ``per_sample`` gives the per-sample
-    statistics instead, both ``(N, L)``.
+    statistics instead, both ``(N, L)``; with a ``reduction`` as well, what it sums of them
+    (:func:`~hingemetrics.functional._common.sum_over_blocks`).
     """
-    loss_sum, weight_sum = binary_hinge_sums(
+    sums = binary_hinge_sums(
         preds,
         target,
         sample_weight,
@@ -75,8 +78,13 @@ def _multilabel_hinge_update(
         ignore_index=ignore_index,
         normalization=normalization,
         per_sample=per_sample,
+        reduction=None if reduction is None else reduce_through(_label_states, reduction),
     )
-    # a weight total shared by the labels (a scalar, or one per sample) is spread over them
+    return sums if reduction is not None else _label_states(*sums)
+
+
+def _label_states(loss_sum: Tensor, weight_sum: Tensor) -> tuple[Tensor, Tensor]:
+    """The per-label states: a weight total shared by the labels (a scalar, or one per sample) spread over them."""
     shared = weight_sum.reshape(*weight_sum.shape, *(1,) * (loss_sum.dim() - weight_sum.dim()))
     return loss_sum, torch.broadcast_to(shared, loss_sum.shape)
 
@@ -163,4 +171,5 @@ def multilabel_hinge_loss(
         normalization=normalization,
         sample_weight=sample_weight,
     )
-    return _multilabel_hinge_compute(*stats, average)
+    loss_sum, weight_sum = stats
+    return _multilabel_hinge_compute(loss_sum, weight_sum, average)
