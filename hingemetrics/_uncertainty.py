@@ -374,9 +374,10 @@ def _group_reduction(groups: Tensor, num_groups: int) -> RowReduction:
     """PerGroup's sums of per-sample rows: ``(K + 1, G)``, each group's sums of the K state columns, then its count.
 
     ``groups`` holds the ``(N,)`` int64 group ids of the batch, checked against its number of samples when the
-    reduction starts. Each piece adds its rows' columns (one contiguous float64 copy, a row of ones last for the
-    counts) into its groups' columns with one ``index_add_``. A state whose rows are one row expanded over the
-    samples (unweighted weight totals) is not copied: its group sums are that row times the groups' counts.
+    reduction starts. Each piece (a kernel chunk's rows) is copied once into one contiguous float64 block of
+    columns, a row of ones last for the counts, and added into its groups' columns with one ``index_add_``. A
+    state whose rows are one row expanded over the samples (unweighted weight totals) is not copied: its group
+    sums are that row times the groups' counts.
     """
 
     def start(samples: int, device: torch.device) -> RowReduce:
@@ -386,22 +387,25 @@ def _group_reduction(groups: Tensor, num_groups: int) -> RowReduction:
             count = rows[0].shape[0]
             flat = [row.reshape(count, math.prod(row.shape[1:])) for row in rows]
             varying = [part for part in flat if not is_constant(part)]
-            width = sum(part.shape[1] for part in varying) + 1
+            width = sum(part.shape[1] for part in varying)
             ids = groups[piece]
-            total = torch.zeros((width, num_groups), dtype=STAT_DTYPE, device=device)
-            for sub in _pieces(count, width, device):
+            total = torch.zeros((width + 1, num_groups), dtype=STAT_DTYPE, device=device)
+            pieces = _pieces(count, width + 1, device)
+            ones = torch.ones((1, len(range(count)[pieces[0]]) if pieces else 0), dtype=STAT_DTYPE, device=device)
+            for sub in pieces:
                 part_ids = ids[sub]
-                ones = torch.ones((1, part_ids.shape[0]), dtype=STAT_DTYPE, device=device)
-                total.index_add_(1, part_ids, torch.cat([*(part[sub].T.to(STAT_DTYPE) for part in varying), ones]))
-            counts = total[-1:]
-            columns, start = [], 0
+                columns = [*(part[sub].T.to(STAT_DTYPE) for part in varying), ones[:, : part_ids.shape[0]]]
+                total.index_add_(1, part_ids, torch.cat(columns))
+            if len(varying) == len(flat):
+                return (total,)
+            counts, out, start = total[-1:], [], 0
             for part in flat:
                 if is_constant(part):
-                    columns.append(part[0].to(STAT_DTYPE).unsqueeze(1) * counts)
+                    out.append(part[0].to(STAT_DTYPE).unsqueeze(1) * counts)
                 else:
-                    columns.append(total[start : start + part.shape[1]])
+                    out.append(total[start : start + part.shape[1]])
                     start += part.shape[1]
-            return (torch.cat([*columns, counts]),)
+            return (torch.cat([*out, counts]),)
 
         return reduce
 
@@ -419,8 +423,15 @@ def _check_group_ids(groups: Tensor, count: int, device: torch.device) -> None:
 
 
 def _pieces(count: int, width: int, device: torch.device) -> list[slice]:
-    """Consecutive slices of ``count`` rows of ``width`` elements each, at most one kernel chunk per slice."""
-    return [block[0] for block in index_blocks((count,), max(width, 1), device)]
+    """Consecutive slices of ``count`` rows of ``width`` elements each, at most one kernel chunk per slice.
+
+    As few slices as that allows, of about equal length (not full chunks and a small remainder).
+    """
+    full = [block[0] for block in index_blocks((count,), max(width, 1), device)]
+    if len(full) < 2:
+        return full
+    step = -(-count // len(full))
+    return [slice(start, min(start + step, count)) for start in range(0, count, step)]
 
 
 def _flat_columns(rows: Sequence[Tensor]) -> Callable[[slice], Tensor]:
