@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -313,8 +315,15 @@ def _check_ranks(seen: dict[int, dict[str, float]], expected: dict[str, float], 
 def _torchrun(*args: str, script: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "torch.distributed.run", *args, str(script)]
     env = {**loopback_env(), "TMPDIR": str(script.parent)}  # torchrun's scratch folders go with the test's
+    # a session of its own, so that a hung run is stopped with its workers, which hold the output pipe open
     return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=script.parent
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=script.parent,
+        start_new_session=True,
     )
 
 
@@ -322,8 +331,8 @@ def _finish(proc: subprocess.Popen) -> str:
     try:
         output, _ = proc.communicate(timeout=TORCHRUN_TIMEOUT)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        output, _ = proc.communicate()
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate(timeout=30)
         pytest.fail(f"torchrun still running after {TORCHRUN_TIMEOUT} s:\n{output}")
     assert proc.returncode == 0, output
     return output
@@ -345,7 +354,13 @@ def test_readme_example_under_torchrun_two_nodes(tmp_path):
     port = str(free_port())
     common = ["--nnodes", "2", "--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port", port]
     nodes = [_torchrun(*common, "--node-rank", str(node), script=script) for node in (0, 1)]
-    outputs = [_finish(node) for node in nodes]
+    try:
+        outputs = [_finish(node) for node in nodes]
+    finally:  # a node whose partner failed may wait for it: stop it with its workers
+        for node in nodes:
+            if node.poll() is None:
+                os.killpg(node.pid, signal.SIGKILL)
+                node.communicate(timeout=30)
     seen = {}
     for output in outputs:
         seen.update(_parse(output))
