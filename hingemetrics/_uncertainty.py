@@ -28,7 +28,15 @@ from torch import Tensor
 
 from hingemetrics._base import SumStateMetric
 from hingemetrics.functional import _checks as C
-from hingemetrics.functional._common import STAT_DTYPE, RowReduce, RowReduction, add_up, index_blocks, is_constant
+from hingemetrics.functional._common import (
+    STAT_DTYPE,
+    RowReduce,
+    RowReduction,
+    _budget,
+    add_up,
+    index_blocks,
+    is_constant,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -278,25 +286,47 @@ def _pick(columns: Tensor, picker: int | Tensor | None) -> Tensor:
     return columns.index_select(1, picker.to(columns.device))
 
 
-def _product_sums(left: Tensor, right: Tensor, left_sums: Tensor, right_sums: Tensor) -> Tensor:
-    """``(m,)``: the sums over dimension 0 of ``left * right``, two ``(n, m)`` float64 columns, either ``(n, 1)``.
+class _Column(NamedTuple):
+    """A piece of one state's per-sample rows, as the normal interval's reduction reads it."""
 
-    ``left_sums`` and ``right_sums`` are the columns' own sums over dimension 0. A dot product, a matrix-vector
-    product or ``vecdot``: none makes the ``(n, m)`` products, and a column of one broadcast over the other is read
-    in place. A column that is one row expanded over the samples (unweighted weight totals) is not read at all:
-    its products are that row times the other column's sums.
+    rows: Tensor  #: ``(n, m)`` float64
+    sums: Tensor  #: ``(m,)``: the rows' sums
+    first: Tensor | None  #: ``(m,)``: the one row, where the rows are one row expanded over the samples; else None
+    vector: Tensor | None  #: ``(n,)``: the rows as a vector, where ``m`` is 1 and they vary; else None
+
+
+def _column_of(rows: Tensor) -> _Column:
+    """The :class:`_Column` of ``(n,)`` or ``(n, m)`` float64 rows (one expanded row: n times that row as sums)."""
+    count = rows.shape[0]
+    flat = rows if rows.dim() == 2 else rows.reshape(count, math.prod(rows.shape[1:]))
+    if is_constant(flat):
+        first = flat[0]
+        return _Column(flat, first * count, first, None)
+    vector = rows if rows.dim() == 1 else None
+    return _Column(flat, flat.sum(0), None, vector)
+
+
+def _product_sums(left: _Column, right: _Column, group: _ProductGroup) -> Tensor:
+    """``(m,)``: the sums over the samples of the products that ``group`` pairs of two states' columns.
+
+    A dot product, a matrix-vector product or ``vecdot``: none makes the ``(n, m)`` products, and a column of one
+    broadcast over the other is read in place. A state whose rows are one row expanded over the samples
+    (unweighted weight totals) is not read at all: its products are that row times the other state's sums.
     """
-    if is_constant(left):
-        return left[0] * right_sums
-    if is_constant(right):
-        return right[0] * left_sums
-    if left.shape[1] == 1 and right.shape[1] == 1:
-        return torch.dot(left[:, 0], right[:, 0]).reshape(1)
-    if left.shape[1] == 1:
-        return left[:, 0] @ right
-    if right.shape[1] == 1:
-        return right[:, 0] @ left
-    return torch.linalg.vecdot(left, right, dim=0)
+    if left.first is not None:
+        return _pick_sums(left.first, group.left) * _pick_sums(right.sums, group.right)
+    if right.first is not None:
+        return _pick_sums(right.first, group.right) * _pick_sums(left.sums, group.left)
+    if left.vector is not None and right.vector is not None:
+        return torch.dot(left.vector, right.vector).reshape(1)
+    a, b = _pick(left.rows, group.left), _pick(right.rows, group.right)
+    if a.shape[1] == 1 and b.shape[1] == 1:
+        return torch.dot(a[:, 0], b[:, 0]).reshape(1)
+    if a.shape[1] == 1:
+        return a[:, 0] @ b
+    if b.shape[1] == 1:
+        return b[:, 0] @ a
+    return torch.linalg.vecdot(a, b, dim=0)
 
 
 def _pick_sums(sums: Tensor, picker: int | Tensor | None) -> Tensor:
@@ -322,15 +352,17 @@ def _moment_reduction(products: Sequence[_ProductGroup]) -> RowReduction:
     def start(samples: int, device: torch.device) -> RowReduce:
         def reduce(rows: tuple[Tensor, ...], piece: slice) -> tuple[Tensor, ...]:
             count = rows[0].shape[0]
-            flat = [_as_stat(row if row.dim() == 2 else row.reshape(count, math.prod(row.shape[1:]))) for row in rows]
-            pieces = _pieces(count, max(widest, *(part.shape[1] for part in flat)), device)
+            stat_rows = [_as_stat(row) for row in rows]
+            widths = [math.prod(row.shape[1:]) for row in rows]
+            pieces = _pieces(count, max(widest, *widths), device)
             sums, moments = [], []
             for sub in pieces:
-                columns = flat if len(pieces) == 1 else [part[sub] for part in flat]
-                column_sums = [_column_sums(part) for part in columns]
-                sums.append(torch.cat(column_sums))
-                moments.append(torch.cat([_group_products(g, columns, column_sums) for g in products]))
-            width = sum(part.shape[1] for part in flat)
+                columns = [_column_of(row if len(pieces) == 1 else row[sub]) for row in stat_rows]
+                sums.append(torch.cat([column.sums for column in columns]))
+                moments.append(
+                    torch.cat([_product_sums(columns[g.left_state], columns[g.right_state], g) for g in products])
+                )
+            width = sum(widths)
             return (
                 add_up(sums, torch.Size((width,)), device),
                 torch.full((), count, dtype=STAT_DTYPE, device=device),
@@ -347,22 +379,6 @@ def _as_stat(rows: Tensor) -> Tensor:
     return rows if rows.dtype == STAT_DTYPE else rows.to(STAT_DTYPE)
 
 
-def _column_sums(columns: Tensor) -> Tensor:
-    """``(m,)``: the sums over dimension 0 of ``(n, m)`` float64 columns (one expanded row: n times that row)."""
-    return columns[0] * columns.shape[0] if is_constant(columns) else columns.sum(0)
-
-
-def _group_products(group: _ProductGroup, columns: Sequence[Tensor], sums: Sequence[Tensor]) -> Tensor:
-    """The summed products of one :class:`_ProductGroup` from a piece's float64 state columns and their sums."""
-    left, right = group.left_state, group.right_state
-    return _product_sums(
-        _pick(columns[left], group.left),
-        _pick(columns[right], group.right),
-        _pick_sums(sums[left], group.left),
-        _pick_sums(sums[right], group.right),
-    )
-
-
 def _moment_index(pairs: _Pairs, products: Sequence[_ProductGroup]) -> Tensor:
     """``(B, J, J)``: where each entry of the blocks' moment matrices lies in :func:`_moment_reduction`'s products."""
     order = torch.tensor([position for group in products for position in group.where], dtype=torch.long)
@@ -374,42 +390,43 @@ def _group_reduction(groups: Tensor, num_groups: int) -> RowReduction:
     """PerGroup's sums of per-sample rows: ``(K + 1, G)``, each group's sums of the K state columns, then its count.
 
     ``groups`` holds the ``(N,)`` int64 group ids of the batch, checked against its number of samples when the
-    reduction starts. Each piece (a kernel chunk's rows) is copied once into one contiguous float64 block of
-    columns, a row of ones last for the counts, and added into its groups' columns with one ``index_add_``. A
-    state whose rows are one row expanded over the samples (unweighted weight totals) is not copied: its group
-    sums are that row times the groups' counts.
+    reduction starts. Each state's columns are added into their groups' columns with ``index_add_`` straight from
+    the rows (no copy), and the counts by adding a row of ones the same way. A state whose rows are one row
+    expanded over the samples (unweighted weight totals) is not read row by row: its group sums are that row times
+    the groups' counts.
     """
 
     def start(samples: int, device: torch.device) -> RowReduce:
         _check_group_ids(groups, samples, device)
+        ones = torch.ones((1, min(samples, _budget_rows(1, device))), dtype=STAT_DTYPE, device=device)
 
         def reduce(rows: tuple[Tensor, ...], piece: slice) -> tuple[Tensor, ...]:
             count = rows[0].shape[0]
-            flat = [row.reshape(count, math.prod(row.shape[1:])) for row in rows]
-            varying = [part for part in flat if not is_constant(part)]
-            width = sum(part.shape[1] for part in varying)
             ids = groups[piece]
-            total = torch.zeros((width + 1, num_groups), dtype=STAT_DTYPE, device=device)
-            pieces = _pieces(count, width + 1, device)
-            ones = torch.ones((1, len(range(count)[pieces[0]]) if pieces else 0), dtype=STAT_DTYPE, device=device)
-            for sub in pieces:
+            counts = torch.zeros((1, num_groups), dtype=STAT_DTYPE, device=device)
+            for sub in _pieces(count, 1, device):
                 part_ids = ids[sub]
-                columns = [*(part[sub].T.to(STAT_DTYPE) for part in varying), ones[:, : part_ids.shape[0]]]
-                total.index_add_(1, part_ids, torch.cat(columns))
-            if len(varying) == len(flat):
-                return (total,)
-            counts, out, start = total[-1:], [], 0
-            for part in flat:
+                counts.index_add_(1, part_ids, ones[:, : part_ids.shape[0]])
+            sums = []
+            for row in rows:
+                part = row.reshape(count, math.prod(row.shape[1:]))
                 if is_constant(part):
-                    out.append(part[0].to(STAT_DTYPE).unsqueeze(1) * counts)
-                else:
-                    out.append(total[start : start + part.shape[1]])
-                    start += part.shape[1]
-            return (torch.cat([*out, counts]),)
+                    sums.append(part[0].to(STAT_DTYPE).unsqueeze(1) * counts)
+                    continue
+                total = torch.zeros((part.shape[1], num_groups), dtype=STAT_DTYPE, device=device)
+                for sub in _pieces(count, part.shape[1], device):
+                    total.index_add_(1, ids[sub], part[sub].T.to(STAT_DTYPE))
+                sums.append(total)
+            return (torch.cat([*sums, counts]),)
 
         return reduce
 
     return start
+
+
+def _budget_rows(width: int, device: torch.device) -> int:
+    """The most rows of ``width`` elements in one kernel chunk."""
+    return max(1, _budget(device) // max(width, 1))
 
 
 def _check_group_ids(groups: Tensor, count: int, device: torch.device) -> None:
