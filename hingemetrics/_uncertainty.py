@@ -16,6 +16,7 @@ the agreement check, pickles, loads from a state dict and merges.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import secrets
 import statistics
@@ -429,6 +430,17 @@ def _budget_rows(width: int, device: torch.device) -> int:
     return max(1, _budget(device) // max(width, 1))
 
 
+def _weight_argument(metric: SumStateMetric, sample_weight: Tensor | None) -> dict[str, Tensor]:
+    """``sample_weight`` as a keyword argument for ``metric``, refused for a metric whose ``update`` takes none."""
+    if sample_weight is None:
+        return {}
+    if "sample_weight" not in inspect.signature(metric.update).parameters:
+        raise TypeError(
+            f"Expected no `sample_weight` for {type(metric).__name__}, whose update takes none, but got one."
+        )
+    return {"sample_weight": sample_weight}
+
+
 def _check_group_ids(groups: Tensor, count: int, device: torch.device) -> None:
     """``groups`` must be one id per sample of the batch (``count``), on its ``device``."""
     if tuple(groups.shape) != (count,):
@@ -577,7 +589,7 @@ class PerGroup(SumStateMetric):
     ) -> tuple[tuple[Tensor, ...], Tensor]:
         """The wrapped metric's per-sample rows and the checked ``(N,)`` int64 group ids."""
         ids = self._group_ids(groups)
-        weight = {} if sample_weight is None else {"sample_weight": sample_weight}
+        weight = _weight_argument(self.metric, sample_weight)
         rows = self.metric._sample_statistics(*inputs, **named, **weight)
         _check_group_ids(ids, rows[0].shape[0], rows[0].device)
         return rows, ids
@@ -603,7 +615,7 @@ class PerGroup(SumStateMetric):
         self, *inputs: Tensor, groups: Tensor, sample_weight: Tensor | None = None, **named: Tensor
     ) -> tuple[Tensor, ...]:
         ids = self._group_ids(groups)
-        weight = {} if sample_weight is None else {"sample_weight": sample_weight}
+        weight = _weight_argument(self.metric, sample_weight)
         (total,) = self.metric._reduce_samples(_group_reduction(ids, self.num_groups), *inputs, **named, **weight)
         sums = total[:-1].T.contiguous()  # (G, K)
         return (*_unflatten(sums, _shapes(self.metric)), total[-1])
@@ -973,7 +985,7 @@ class PairedComparison(SumStateMetric):
     def _model_rows(self, preds: Any, target: Tensor | None, sample_weight: Tensor | None) -> tuple[Tensor, ...]:
         inputs = tuple(preds) if isinstance(preds, (tuple, list)) else (preds,)
         args = (*inputs, target) if target is not None else inputs
-        weight = {} if sample_weight is None else {"sample_weight": sample_weight}
+        weight = _weight_argument(self.metric, sample_weight)
         return self.metric._sample_statistics(*args, **weight)
 
     def _batch_statistics(

@@ -540,6 +540,22 @@ def test_paired_comparison_bad_inputs_leave_the_state():
         assert torch.equal(getattr(metric, name), value), name
 
 
+def test_weights_for_a_metric_without_weights_are_refused_and_leave_the_state():
+    preds, target, groups = torch.randn(4), torch.tensor([1, -1, 1, -1]), torch.tensor([0, 1, 1, 0])
+    per_group, paired = hm.PerGroup(hm.HingeEmbeddingLoss(), 2), hm.PairedComparison(hm.HingeEmbeddingLoss())
+    per_group.update(preds, target, groups=groups)
+    paired.update(preds, preds + 1, target)
+    for metric in (per_group, paired):
+        before = {name: getattr(metric, name).clone() for name in metric._sum_states}
+        with pytest.raises(TypeError, match="no `sample_weight` for HingeEmbeddingLoss, whose update takes none"):
+            if metric is per_group:
+                metric.update(preds, target, groups=groups, sample_weight=torch.ones(4))
+            else:
+                metric.update(preds, preds + 1, target, sample_weight=torch.ones(4))
+        for name, value in before.items():
+            assert torch.equal(getattr(metric, name), value), name
+
+
 # ------------------------------------------------------------------------------------------- arguments
 @pytest.mark.parametrize(
     ("build", "error", "message"),
