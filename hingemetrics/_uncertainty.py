@@ -4,7 +4,9 @@ Each wrapper builds on the per-sample protocol of :class:`~hingemetrics._base.Su
 a sum :math:`S = \sum_i s_i` of per-sample rows (``_sample_statistics``) and its value a differentiable function
 :math:`f(S)` (``_compute_from``). The wrappers keep more sums of the same rows, so they are
 :class:`~hingemetrics._base.SumStateMetric` subclasses too: every state syncs in the one ``all_reduce``, passes
-the agreement check, pickles, loads from a state dict and merges.
+the agreement check, pickles, loads from a state dict and merges. The normal interval and ``PerGroup`` hand their
+sums to the metric as a reduction (``_reduce_samples``), which the metrics' kernels apply to each chunk's rows as
+they are made, so the rows of a whole batch are never held at once.
 
 * The delta method: :math:`\operatorname{Var} f(S) \approx g^\top \operatorname{Cov}(S)\, g` with
   :math:`g = \nabla f(S)` (autograd) and :math:`\operatorname{Cov}(S) \approx \frac{n}{n-1}\big(\sum_i s_i
