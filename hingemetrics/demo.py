@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from hingemetrics._classification import BinaryHingeLoss
 from hingemetrics._compat import own_storage
 from hingemetrics._margin import MarginDistribution
+from hingemetrics._processes import leave_now, stop_processes
 from hingemetrics._sync import synced
 from hingemetrics._uncertainty import ConfidenceInterval
 from hingemetrics.functional import binary_hinge_loss
@@ -334,12 +335,7 @@ def _distributed_worker(
     except BaseException:
         dist.destroy_process_group()
         raise
-    # The values are sent: leave without destroying the group or tearing the interpreter down, either of which can
-    # deadlock on torch 2.1, where the gloo group's destructor waits for its worker threads while holding the GIL
-    # that a worker needs to free the tensors of the last collective.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    leave_now(0)  # the values are sent and the barrier has passed
 
 
 def evaluate_distributed(
@@ -378,11 +374,8 @@ def evaluate_distributed(
         while not processes.join(timeout=1.0):  # raises if a process fails
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the {nproc} evaluation processes were still running after {4 * _TIMEOUT_S} s")
-    finally:  # also on Ctrl-C: a process left running would hang this one's exit
-        for process in processes.processes:
-            if process.is_alive():
-                process.kill()
-                process.join()
+    finally:
+        stop_processes(processes.processes)
     values: dict[str, dict[str, float]] = results.get()
     return values
 

@@ -38,6 +38,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torchmetrics import Metric
 
 import hingemetrics as hm
+from hingemetrics._processes import leave_now, stop_processes
 
 __all__ = ["SyncRow", "format_table", "main", "run_sync_benchmark"]
 
@@ -232,22 +233,8 @@ def _rank_main(rank: int, world_size: int, port: int, settings: tuple[int, int, 
         dist.barrier()  # no rank leaves while another may still be using its connections
     except BaseException:
         traceback.print_exc()
-        _exit_now(1)
-    _exit_now(0)
-
-
-def _exit_now(code: int) -> None:
-    """End a rank without destroying its group and without the interpreter's teardown.
-
-    Either can hang or abort the process: on torch 2.1, ``destroy_process_group`` now and then deadlocks (gloo's
-    destructor waits, holding the interpreter lock, for a worker thread that needs it); on torch 2.13, a collective
-    issued under a ``TorchDispatchMode`` (how the collectives are counted) leaves references to the group behind,
-    so gloo's threads outlive it and now and then abort the interpreter's teardown with SIGABRT. The barrier has
-    passed and every result is in the store, so nothing is lost.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+        leave_now(1)
+    leave_now(0)
 
 
 def _run_world(world_size: int, settings: tuple[int, int, int], timeout: float) -> list[SyncRow]:
@@ -262,11 +249,8 @@ def _run_world(world_size: int, settings: tuple[int, int, int], timeout: float) 
         for proc in procs:
             proc.join(max(0.0, deadline - time.monotonic()))
         late = [rank for rank, proc in enumerate(procs) if proc.is_alive()]
-    finally:  # also when interrupted (Ctrl-C, a test's timeout): a rank left running would hang this one's exit
-        for proc in procs:
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
+    finally:
+        stop_processes(procs)
     if late:
         raise TimeoutError(f"Expected every rank to finish within {timeout} s, but ranks {late} were still running.")
     codes = [proc.exitcode for proc in procs]

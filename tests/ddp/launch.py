@@ -22,6 +22,8 @@ import torch
 import torch.distributed as dist
 from torch.multiprocessing.spawn import ProcessException
 
+from hingemetrics._processes import leave_now, stop_processes
+
 REPO = Path(__file__).resolve().parents[2]
 #: The file, in a run's temporary folder, that holds the ranks' arguments.
 ARGS_FILE = "args.pt"
@@ -60,14 +62,7 @@ def _rank_main(rank: int, world: int, port: int, out: str, fn: Callable[..., Any
         (Path(out) / f"{rank}.err").write_text(traceback.format_exc())
         raise
     torch.save(result, Path(out) / f"{rank}.pt")
-    # Leave without tearing the group down: on torch 2.1 destroy_process_group now and then deadlocks (gloo's
-    # destructor waits, holding the interpreter lock, for a worker thread that needs it), and on torch 2.13
-    # collectives logged under a TorchDispatchMode leave references to the group behind, so gloo's threads would
-    # outlive it and, now and then, abort the interpreter's teardown with SIGABRT. The barrier has passed and the
-    # result is saved: nothing is lost.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    leave_now(0)  # the barrier has passed and the result is saved
 
 
 def run_ranks(fn: Callable[..., Any], world: int, *args: Any, timeout: float = 150.0) -> list[Any]:
@@ -91,16 +86,11 @@ def run_ranks(fn: Callable[..., Any], world: int, *args: Any, timeout: float = 1
             while not ranks.join(timeout=max(0.1, deadline - time.monotonic())):
                 if time.monotonic() >= deadline:
                     hung = [rank for rank, proc in enumerate(ranks.processes) if proc.is_alive()]
-                    for proc in ranks.processes:
-                        proc.kill()
                     raise TimeoutError(f"ranks {hung} of {world} were still running after {timeout:.0f} s")
         except ProcessException as err:
             # the rank torch reports may only have lost its peer: show every rank's traceback
             tracebacks = [f"--- rank {path.stem}:\n{path.read_text()}" for path in sorted(Path(out).glob("*.err"))]
             raise RuntimeError("\n".join([str(err), *tracebacks])) from err
-        finally:  # also on pytest-timeout's interrupt: a rank left running would hang the interpreter's exit
-            for proc in ranks.processes:
-                if proc.is_alive():
-                    proc.kill()
-                    proc.join()
+        finally:  # a hung rank, or pytest-timeout's interrupt
+            stop_processes(ranks.processes)
         return [torch.load(Path(out) / f"{rank}.pt", weights_only=False) for rank in range(world)]
