@@ -866,6 +866,6 @@ class WeightedSumStateMetric(SumStateMetric):
     ) -> tuple[Tensor, ...]:
         """The checked statistics of a batch: summed, or one ``(N, *state_shape)`` row each (``per_sample``).
 
-        With ``per_sample`` and a ``reduction``: what the reduction sums of those rows, chunk by chunk.
+        With a ``reduction`` (which implies ``per_sample``): what it sums of those rows, chunk by chunk.
         """
         raise NotImplementedError(f"{type(self).__name__} has no `_weighted_statistics`.")

@@ -113,6 +113,26 @@ def test_sample_statistics_of_samples_larger_than_a_kernel_chunk(make, preds_sha
         )
 
 
+def test_a_reduction_reads_the_per_sample_rows_whatever_per_sample_says():
+    """A kernel given a reduction hands it the per-sample rows, with ``per_sample`` left at its default too."""
+    from hingemetrics.functional._binary import binary_hinge_sums
+
+    def keep_rows(samples, device):
+        return lambda rows, piece: tuple(
+            torch.zeros((samples, *row.shape[1:]), dtype=row.dtype).index_copy(0, torch.arange(samples)[piece], row)
+            for row in rows
+        )
+
+    gen = torch.Generator().manual_seed(5)
+    scores, labels = torch.randn(70000, generator=gen), torch.randint(2, (70000,), generator=gen)
+    options = {"labels_on_dim1": False, "margin": 1.0, "squared": False, "ignore_index": None, "normalization": None}
+    rows = binary_hinge_sums(scores, labels, None, per_sample=True, **options)
+    for per_sample in (True, False):
+        reduced = binary_hinge_sums(scores, labels, None, per_sample=per_sample, reduction=keep_rows, **options)
+        for got, expected in zip(reduced, rows, strict=True):
+            assert torch.equal(got, expected)
+
+
 def test_sample_statistics_check_inputs_like_update():
     metric = hm.BinaryHingeLoss()
     with pytest.raises(ValueError, match="Expected `sample_weight` to have shape"):

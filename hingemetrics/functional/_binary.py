@@ -78,7 +78,7 @@ def _binary_hinge_update(
     ``(min, max)`` of all of ``preds`` as the value checks read it, settles ``"auto"`` on the host; without it (or
     with ``ignore_index``, where only the counted scores decide) ``"auto"`` is decided on the device.
     ``per_sample`` gives the per-sample statistics instead: both ``(N,)`` (one sample for a 0-d score); with a
-    ``reduction`` as well, what it sums of them (:func:`~hingemetrics.functional._common.sum_over_blocks`).
+    ``reduction``, what it sums of them (:func:`~hingemetrics.functional._common.reduce_over_blocks`).
     """
     if ignore_index is None:
         normalization = settle_auto(normalization, score_extrema, "sigmoid")
@@ -127,8 +127,8 @@ def binary_hinge_sums(
         normalization: ``None``, ``"sigmoid"`` or ``"auto"`` (decided once over the whole batch).
         per_sample: sum each sample (row along dimension 0) on its own, the whole batch in one piece: the
             per-sample statistics, from the same element losses.
-        reduction: with ``per_sample``, reduce each chunk's rows as they are made and return the sums of what it
-            makes (:data:`~hingemetrics.functional._common.RowReduction`), instead of the rows.
+        reduction: reduce each chunk's per-sample rows as they are made and return the sums of what it makes
+            (:data:`~hingemetrics.functional._common.RowReduction`), instead of the rows; implies ``per_sample``.
 
     Returns:
         ``(sum of w * loss, sum of w)`` in float64: scalars; with ``labels_on_dim1`` the loss sum is ``(L,)`` and
@@ -152,7 +152,7 @@ def binary_hinge_sums(
     dtype = loss_dtype(scores.dtype, margin, widen=squared)
     margin_tensor = torch.full((), margin, dtype=dtype, device=device)
     per_element = ignore_index is not None or weight is not None
-    samples = scores.shape[0] if per_sample else None
+    samples = scores.shape[0] if per_sample or reduction is not None else None  # a reduction reads rows
 
     def block_sums(block: Block) -> tuple[Tensor, Tensor | None]:
         chunk_labels = take(labels, block, columns)

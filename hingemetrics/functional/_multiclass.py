@@ -128,8 +128,8 @@ def _multiclass_hinge_update(
     the scores' device (any float dtype), multiplies each sample's loss by the weight of its class; it is not part
     of ``w``, so the weight total is the same with or without it. ``per_sample`` gives the per-sample
     statistics instead, from the same element losses: each with a leading ``(N,)`` dimension (one sample for
-    ``(C,)`` scores), the whole batch taken in one piece; with a ``reduction`` as well, what it sums of them
-    (:func:`~hingemetrics.functional._common.sum_over_blocks`).
+    ``(C,)`` scores), the whole batch taken in one piece; with a ``reduction``, what it sums of them
+    (:func:`~hingemetrics.functional._common.reduce_over_blocks`).
     """
     if ignore_index is None or _is_one_hot(preds, target):
         normalization = settle_auto(normalization, score_extrema, "softmax")
@@ -158,7 +158,7 @@ def _multiclass_hinge_update(
     rival_based = multiclass_mode in ("crammer-singer", "categorical")
     widen = squared or (rival_based and normalization is None)
     dtype = loss_dtype(preds.dtype, margin, widen)
-    samples = preds.shape[0] if per_sample else None
+    samples = preds.shape[0] if per_sample or reduction is not None else None  # a reduction reads rows
 
     def block_sums(block: Block) -> tuple[Tensor, Tensor | None]:
         column = labels_of(block)
