@@ -281,12 +281,13 @@ def _product_groups(pairs: _Pairs, shapes: Sequence[torch.Size]) -> list[_Produc
     return out
 
 
-def _pick(columns: Tensor, picker: int | Tensor | None) -> Tensor:
+def _pick(columns: Tensor, picker: int | Tensor | None, dim: int = 1) -> Tensor:
+    """The entries of ``columns`` along ``dim`` that a picker (see :class:`_ProductGroup`) selects."""
     if picker is None:
         return columns
     if isinstance(picker, int):
-        return columns[:, picker : picker + 1]
-    return columns.index_select(1, picker.to(columns.device))
+        return columns.narrow(dim, picker, 1)
+    return columns.index_select(dim, picker.to(columns.device))
 
 
 class _Column(NamedTuple):
@@ -317,9 +318,9 @@ def _product_sums(left: _Column, right: _Column, group: _ProductGroup) -> Tensor
     (unweighted weight totals) is not read at all: its products are that row times the other state's sums.
     """
     if left.first is not None:
-        return _pick_sums(left.first, group.left) * _pick_sums(right.sums, group.right)
+        return _pick(left.first, group.left, 0) * _pick(right.sums, group.right, 0)
     if right.first is not None:
-        return _pick_sums(right.first, group.right) * _pick_sums(left.sums, group.left)
+        return _pick(right.first, group.right, 0) * _pick(left.sums, group.left, 0)
     if left.vector is not None and right.vector is not None:
         return torch.dot(left.vector, right.vector).reshape(1)
     a, b = _pick(left.rows, group.left), _pick(right.rows, group.right)
@@ -332,21 +333,12 @@ def _product_sums(left: _Column, right: _Column, group: _ProductGroup) -> Tensor
     return torch.linalg.vecdot(a, b, dim=0)
 
 
-def _pick_sums(sums: Tensor, picker: int | Tensor | None) -> Tensor:
-    """The entries of a state's ``(m,)`` column sums that a picker (see :class:`_ProductGroup`) selects."""
-    if picker is None:
-        return sums
-    if isinstance(picker, int):
-        return sums[picker : picker + 1]
-    return sums.index_select(0, picker.to(sums.device))
-
-
 def _moment_reduction(products: Sequence[_ProductGroup]) -> RowReduction:
     r"""The sums that the normal interval adds up from per-sample rows (one tensor per state), without groups.
 
     Each piece of rows gives the ``(K,)`` sums :math:`\sum_i v_i`, its number of samples and the ``(U,)``
     distinct products :math:`\sum_i v_{ia} v_{ib}` of ``products`` (:func:`_product_groups`), in the groups'
-    order (:func:`_moment_index` puts them in place). The rows are read state by state, at most one kernel chunk
+    order (:func:`_moments` puts them in place). The rows are read state by state, at most one kernel chunk
     of elements at a time, so that each step runs on the calling thread, and are never joined into one copy.
     """
     widest = max(len(group.where) for group in products)
@@ -355,7 +347,7 @@ def _moment_reduction(products: Sequence[_ProductGroup]) -> RowReduction:
     def start(samples: int, device: torch.device) -> RowReduce:
         def reduce(rows: tuple[Tensor, ...], piece: slice) -> tuple[Tensor, ...]:
             count = rows[0].shape[0]
-            stat_rows = [_as_stat(row) for row in rows]
+            stat_rows = [row.to(STAT_DTYPE) for row in rows]  # no copy of float64 rows: an expanded row stays so
             widths = [math.prod(row.shape[1:]) for row in rows]
             pieces = _pieces(count, max(widest, *widths), device)
             sums, moments = [], []
@@ -377,16 +369,29 @@ def _moment_reduction(products: Sequence[_ProductGroup]) -> RowReduction:
     return start
 
 
-def _as_stat(rows: Tensor) -> Tensor:
-    """``rows`` in float64 (as they are when they already are; an expanded row stays expanded)."""
-    return rows if rows.dtype == STAT_DTYPE else rows.to(STAT_DTYPE)
+class _MomentPlan(NamedTuple):
+    """What the normal interval needs to add up second moments without groups (host arithmetic, once per wrapper).
+
+    ``products`` are a layout's distinct products grouped by the states they read (:func:`_product_groups`), the
+    order in which :func:`_moment_reduction` gives them; ``entries`` is ``(B, J, J)``: where each entry of the
+    blocks' moment matrices lies among them.
+    """
+
+    products: list[_ProductGroup]
+    entries: Tensor
 
 
-def _moment_index(pairs: _Pairs, products: Sequence[_ProductGroup]) -> Tensor:
-    """``(B, J, J)``: where each entry of the blocks' moment matrices lies in :func:`_moment_reduction`'s products."""
+def _moment_plan(pairs: _Pairs, shapes: Sequence[torch.Size]) -> _MomentPlan:
+    """The :class:`_MomentPlan` of a layout's ``pairs`` over states of ``shapes``."""
+    products = _product_groups(pairs, shapes)
     order = torch.tensor([position for group in products for position in group.where], dtype=torch.long)
     inverse = torch.empty_like(order).index_copy_(0, order, torch.arange(order.numel()))
-    return inverse[pairs.entries]
+    return _MomentPlan(products, inverse[pairs.entries])
+
+
+def _moments(plan: _MomentPlan, products: Tensor) -> Tensor:
+    """``(B, J, J)``: the blocks' moment matrices from :func:`_moment_reduction`'s summed products."""
+    return products[plan.entries.to(products.device)]
 
 
 def _group_reduction(groups: Tensor, num_groups: int) -> RowReduction:
@@ -401,7 +406,7 @@ def _group_reduction(groups: Tensor, num_groups: int) -> RowReduction:
 
     def start(samples: int, device: torch.device) -> RowReduce:
         _check_group_ids(groups, samples, device)
-        ones = torch.ones((1, min(samples, _budget_rows(1, device))), dtype=STAT_DTYPE, device=device)
+        ones = torch.ones((1, min(samples, _budget(device))), dtype=STAT_DTYPE, device=device)  # a chunk's count
 
         def reduce(rows: tuple[Tensor, ...], piece: slice) -> tuple[Tensor, ...]:
             count = rows[0].shape[0]
@@ -425,11 +430,6 @@ def _group_reduction(groups: Tensor, num_groups: int) -> RowReduction:
         return reduce
 
     return start
-
-
-def _budget_rows(width: int, device: torch.device) -> int:
-    """The most rows of ``width`` elements in one kernel chunk."""
-    return max(1, _budget(device) // max(width, 1))
 
 
 def _weight_argument(metric: SumStateMetric, sample_weight: Tensor | None) -> dict[str, Tensor]:
@@ -723,12 +723,8 @@ class ConfidenceInterval(SumStateMetric):
         self._num_groups: int | None = metric.num_groups if isinstance(metric, PerGroup) else None
         self._layout = _layout_of(self._inner) if method == "normal" else None
         self._pairs = None if self._layout is None else _pairs_of(self._layout.members)
-        #: The pairs grouped by the states they read, for the rows of a metric without groups (_moment_reduction),
-        #: and where each entry of the moment matrices lies among them.
-        self._products = None if self._pairs is None else _product_groups(self._pairs, _shapes(self._inner))
-        self._moment_index = None
-        if self._pairs is not None and self._products is not None:
-            self._moment_index = _moment_index(self._pairs, self._products)
+        #: How the normal interval adds up the moments of a metric without groups (see _moment_reduction).
+        self._plan = None if self._pairs is None else _moment_plan(self._pairs, _shapes(self._inner))
         names, shapes = metric._sum_states, _shapes(metric)
         for name, shape in zip(names, shapes, strict=True):
             self._add_sum_state(f"sum_{name}", shape)
@@ -764,13 +760,11 @@ class ConfidenceInterval(SumStateMetric):
     def _batch_statistics(self, *args: Any, **kwargs: Any) -> tuple[Tensor, ...]:
         wrapped = self.metric
         shapes = _shapes(self._inner)
-        if not isinstance(wrapped, PerGroup) and self._products is not None and self._moment_index is not None:
+        if not isinstance(wrapped, PerGroup) and self._plan is not None:
             # the normal interval without groups: the kernel adds up the rows' sums and products chunk by chunk
-            flat_sums, samples, products = self._inner._reduce_samples(
-                _moment_reduction(self._products), *args, **kwargs
-            )
-            moments = products[self._moment_index.to(products.device)]
-            return (*_unflatten(flat_sums, shapes), samples, moments)
+            reduction = _moment_reduction(self._plan.products)
+            flat_sums, samples, products = self._inner._reduce_samples(reduction, *args, **kwargs)
+            return (*_unflatten(flat_sums, shapes), samples, _moments(self._plan, products))
         if isinstance(wrapped, PerGroup):
             rows, groups = wrapped._grouped_rows(*args, **kwargs)
         else:
@@ -965,8 +959,7 @@ class PairedComparison(SumStateMetric):
         )
         self._single = layout
         self._pairs = _pairs_of(self._layout.members)
-        self._products = _product_groups(self._pairs, [*_shapes(metric), *_shapes(metric)])
-        self._moment_index = _moment_index(self._pairs, self._products)
+        self._plan = _moment_plan(self._pairs, [*_shapes(metric), *_shapes(metric)])
         for side in ("a", "b"):
             for name, shape in zip(metric._sum_states, _shapes(metric), strict=True):
                 self._add_sum_state(f"{side}_{name}", shape)
@@ -1004,11 +997,10 @@ class PairedComparison(SumStateMetric):
         device = rows_a[0].device
         # model a's states then model b's, as the joint layout numbers them
         count = rows_a[0].shape[0]
-        reduce = _moment_reduction(self._products)(count, device)
+        reduce = _moment_reduction(self._plan.products)(count, device)
         sums, samples, products = reduce((*rows_a, *rows_b), slice(0, count))
         sums_a, sums_b = sums.split(sum(math.prod(shape) for shape in shapes))
-        moments = products[self._moment_index.to(device)]
-        return (*_unflatten(sums_a, shapes), *_unflatten(sums_b, shapes), samples, moments)
+        return (*_unflatten(sums_a, shapes), *_unflatten(sums_b, shapes), samples, _moments(self._plan, products))
 
     def compute(self) -> dict[str, Tensor]:
         """The two values, their difference b - a, its paired interval and p-value; see the class docstring."""
