@@ -344,25 +344,29 @@ def _moment_reduction(products: Sequence[_ProductGroup]) -> RowReduction:
     widest = max(len(group.where) for group in products)
     distinct = sum(len(group.where) for group in products)
 
+    def sums_and_products(rows: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """The ``(K,)`` sums and ``(U,)`` distinct products of one piece of float64 rows."""
+        columns = [_column_of(row) for row in rows]
+        sums = torch.cat([column.sums for column in columns])
+        return sums, torch.cat([_product_sums(columns[g.left_state], columns[g.right_state], g) for g in products])
+
     def start(samples: int, device: torch.device) -> RowReduce:
+        budget = _budget(device)
+
         def reduce(rows: tuple[Tensor, ...], piece: slice) -> tuple[Tensor, ...]:
             count = rows[0].shape[0]
             stat_rows = [row.to(STAT_DTYPE) for row in rows]  # no copy of float64 rows: an expanded row stays so
             widths = [math.prod(row.shape[1:]) for row in rows]
-            pieces = _pieces(count, max(widest, *widths), device)
-            sums, moments = [], []
-            for sub in pieces:
-                columns = [_column_of(row if len(pieces) == 1 else row[sub]) for row in stat_rows]
-                sums.append(torch.cat([column.sums for column in columns]))
-                moments.append(
-                    torch.cat([_product_sums(columns[g.left_state], columns[g.right_state], g) for g in products])
-                )
-            width = sum(widths)
-            return (
-                add_up(sums, torch.Size((width,)), device),
-                torch.full((), count, dtype=STAT_DTYPE, device=device),
-                add_up(moments, torch.Size((distinct,)), device),
-            )
+            if count * max(widest, *widths) <= budget:  # one chunk: the rows of one kernel block
+                sums, moments = sums_and_products(stat_rows)
+            else:
+                parts = [
+                    sums_and_products([row[sub] for row in stat_rows])
+                    for sub in _pieces(count, max(widest, *widths), device)
+                ]
+                sums = add_up([part[0] for part in parts], torch.Size((sum(widths),)), device)
+                moments = add_up([part[1] for part in parts], torch.Size((distinct,)), device)
+            return sums, torch.full((), count, dtype=STAT_DTYPE, device=device), moments
 
         return reduce
 
@@ -406,25 +410,30 @@ def _group_reduction(groups: Tensor, num_groups: int) -> RowReduction:
 
     def start(samples: int, device: torch.device) -> RowReduce:
         _check_group_ids(groups, samples, device)
-        ones = torch.ones((1, min(samples, _budget(device))), dtype=STAT_DTYPE, device=device)  # a chunk's count
+        budget = _budget(device)
+        ones = torch.ones((1, min(samples, budget)), dtype=STAT_DTYPE, device=device)  # a chunk's count
+
+        def add_into_groups(columns: Tensor, ids: Tensor, values: Callable[[slice], Tensor]) -> Tensor:
+            """``(W, G)``: the ``(W, n)`` ``columns`` of the samples added into their groups' columns."""
+            total = torch.zeros((columns.shape[0], num_groups), dtype=STAT_DTYPE, device=device)
+            count = ids.shape[0]
+            if count * columns.shape[0] <= budget:  # one chunk: the rows of one kernel block
+                return total.index_add_(1, ids, values(slice(0, count)))
+            for sub in _pieces(count, columns.shape[0], device):
+                total.index_add_(1, ids[sub], values(sub))
+            return total
 
         def reduce(rows: tuple[Tensor, ...], piece: slice) -> tuple[Tensor, ...]:
-            count = rows[0].shape[0]
             ids = groups[piece]
-            counts = torch.zeros((1, num_groups), dtype=STAT_DTYPE, device=device)
-            for sub in _pieces(count, 1, device):
-                part_ids = ids[sub]
-                counts.index_add_(1, part_ids, ones[:, : part_ids.shape[0]])
+            count = ids.shape[0]
+            counts = add_into_groups(ones, ids, lambda sub: ones[:, : sub.stop - sub.start])
             sums = []
             for row in rows:
-                part = row.reshape(count, math.prod(row.shape[1:]))
-                if is_constant(part):
-                    sums.append(part[0].to(STAT_DTYPE).unsqueeze(1) * counts)
+                if is_constant(row):
+                    sums.append(row[0].reshape(-1, 1).to(STAT_DTYPE) * counts)
                     continue
-                total = torch.zeros((part.shape[1], num_groups), dtype=STAT_DTYPE, device=device)
-                for sub in _pieces(count, part.shape[1], device):
-                    total.index_add_(1, ids[sub], part[sub].T.to(STAT_DTYPE))
-                sums.append(total)
+                columns = row.reshape(count, math.prod(row.shape[1:])).T.to(STAT_DTYPE)
+                sums.append(add_into_groups(columns, ids, lambda sub, columns=columns: columns[:, sub]))
             return (torch.cat([*sums, counts]),)
 
         return reduce
