@@ -317,14 +317,16 @@ class SumStateMetric(Metric):
         )
 
     def _reduce_samples(self, reduction: RowReduction, *args: Any, **kwargs: Any) -> tuple[Tensor, ...]:
-        """What ``reduction`` sums of the batch's per-sample rows (:meth:`_sample_statistics`).
+        """The total of ``reduction``'s fold of the batch's per-sample rows (:meth:`_sample_statistics`).
 
-        Here the rows of the whole batch are made, then reduced in one piece; a metric whose kernel makes its rows
-        chunk by chunk reduces each chunk as it is made instead (:class:`WeightedSumStateMetric`).
+        Here the rows of the whole batch are made, then folded in as one piece; a metric whose kernel makes its rows
+        chunk by chunk folds in each chunk as it is made instead (:class:`WeightedSumStateMetric`).
         """
         rows = self._sample_statistics(*args, **kwargs)
         samples = rows[0].shape[0]
-        return reduction(samples, rows[0].device)(tuple(rows), slice(0, samples))
+        fold = reduction(samples, rows[0].device)
+        fold.add(tuple(rows), slice(0, samples))
+        return fold.total()
 
     def _compute_from(self, *states: Any, **kwargs: Any) -> Any:
         """The metric's value from state tensors shaped like its own, with any extra leading dimensions.
@@ -853,7 +855,7 @@ class WeightedSumStateMetric(SumStateMetric):
     def _reduce_samples(
         self, reduction: RowReduction, preds: Tensor, target: Tensor, sample_weight: Tensor | None = None
     ) -> tuple[Tensor, ...]:
-        """What ``reduction`` sums of the per-sample rows, each chunk's rows reduced inside the kernel's loop."""
+        """The total of ``reduction``'s fold of the per-sample rows, each chunk's folded in inside the kernel's loop."""
         return self._weighted_statistics(preds, target, sample_weight, per_sample=True, reduction=reduction)
 
     def _weighted_statistics(
@@ -866,6 +868,6 @@ class WeightedSumStateMetric(SumStateMetric):
     ) -> tuple[Tensor, ...]:
         """The checked statistics of a batch: summed, or one ``(N, *state_shape)`` row each (``per_sample``).
 
-        With a ``reduction`` (which implies ``per_sample``): what it sums of those rows, chunk by chunk.
+        With a ``reduction`` (which implies ``per_sample``): the total of its fold of those rows, chunk by chunk.
         """
         raise NotImplementedError(f"{type(self).__name__} has no `_weighted_statistics`.")

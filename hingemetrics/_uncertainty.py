@@ -5,8 +5,8 @@ a sum :math:`S = \sum_i s_i` of per-sample rows (``_sample_statistics``) and its
 :math:`f(S)` (``_compute_from``). The wrappers keep more sums of the same rows, so they are
 :class:`~hingemetrics._base.SumStateMetric` subclasses too: every state syncs in the one ``all_reduce``, passes
 the agreement check, pickles, loads from a state dict and merges. The normal interval and ``PerGroup`` hand their
-sums to the metric as a reduction (``_reduce_samples``), which the metrics' kernels apply to each chunk's rows as
-they are made, so the rows of a whole batch are never held at once.
+sums to the metric as a fold (``_reduce_samples``): the metrics' kernels fold in each chunk's rows as they are
+made, so the rows of a whole batch are never held at once, and what needs no rows is done once per batch.
 
 * The delta method: :math:`\operatorname{Var} f(S) \approx g^\top \operatorname{Cov}(S)\, g` with
   :math:`g = \nabla f(S)` (autograd) and :math:`\operatorname{Cov}(S) \approx \frac{n}{n-1}\big(\sum_i s_i
@@ -33,7 +33,7 @@ from hingemetrics._base import SumStateMetric
 from hingemetrics.functional import _checks as C
 from hingemetrics.functional._common import (
     STAT_DTYPE,
-    RowReduce,
+    RowFold,
     RowReduction,
     _budget,
     add_up,
@@ -290,42 +290,49 @@ def _pick(columns: Tensor, picker: int | Tensor | None, dim: int = 1) -> Tensor:
     return columns.index_select(dim, picker.to(columns.device))
 
 
-class _Column(NamedTuple):
-    """A piece of one state's per-sample rows, as the normal interval's reduction reads it."""
+class _MomentPiece(NamedTuple):
+    """What one piece of per-sample rows adds to the normal interval's sums (see :func:`_moment_reduction`).
 
-    rows: Tensor  #: ``(n, m)`` float64
-    sums: Tensor  #: ``(m,)``: the rows' sums
-    first: Tensor | None  #: ``(m,)``: the one row, where the rows are one row expanded over the samples; else None
-    vector: Tensor | None  #: ``(n,)``: the rows as a vector, where ``m`` is 1 and they vary; else None
+    ``samples`` is the piece's number of samples. Per state: ``constant`` says whether its rows are one row
+    expanded over the piece's samples, ``sums`` holds their ``(m,)`` column sums and ``first`` that one row (None
+    where the rows vary). Per product group, ``products`` holds the ``(m,)`` or scalar sums of its products where
+    both of its states vary; the products of a constant state need no rows and are left to :func:`_moment_total`
+    (None).
+    """
 
-
-def _column_of(rows: Tensor) -> _Column:
-    """The :class:`_Column` of ``(n,)`` or ``(n, m)`` float64 rows (one expanded row: n times that row as sums)."""
-    count = rows.shape[0]
-    flat = rows if rows.dim() == 2 else rows.reshape(count, math.prod(rows.shape[1:]))
-    if is_constant(flat):
-        first = flat[0]
-        return _Column(flat, first * count, first, None)
-    vector = rows if rows.dim() == 1 else None
-    return _Column(flat, flat.sum(0), None, vector)
+    samples: int
+    constant: tuple[bool, ...]
+    sums: list[Tensor]
+    first: list[Tensor | None]
+    products: list[Tensor | None]
 
 
-def _product_sums(left: _Column, right: _Column, group: _ProductGroup) -> Tensor:
-    """``(m,)``: the sums over the samples of the products that ``group`` pairs of two states' columns.
+def _flat(row: Tensor) -> Tensor:
+    """``(n, m)``: the rows of one state, each flattened."""
+    return row if row.dim() == 2 else row.reshape(row.shape[0], math.prod(row.shape[1:]))
+
+
+def _sums_and_first(row: Tensor) -> tuple[Tensor, Tensor | None]:
+    """``(m,)`` column sums of one state's float64 rows, and the one row where they are one row expanded."""
+    if is_constant(row):
+        first = row[:1] if row.dim() == 1 else _flat(row)[0]
+        return first * row.shape[0], first
+    if row.dim() == 1:
+        return row.sum(0, keepdim=True), None
+    return _flat(row).sum(0), None
+
+
+def _varying_products(left: Tensor, right: Tensor, group: _ProductGroup) -> Tensor:
+    """The sums over the samples of the products that ``group`` pairs of two states' varying rows.
 
     A dot product, a matrix-vector product or ``vecdot``: none makes the ``(n, m)`` products, and a column of one
-    broadcast over the other is read in place. A state whose rows are one row expanded over the samples
-    (unweighted weight totals) is not read at all: its products are that row times the other state's sums.
+    broadcast over the other is read in place. Scalar for one product of two vectors, else ``(m,)``.
     """
-    if left.first is not None:
-        return _pick(left.first, group.left, 0) * _pick(right.sums, group.right, 0)
-    if right.first is not None:
-        return _pick(right.first, group.right, 0) * _pick(left.sums, group.left, 0)
-    if left.vector is not None and right.vector is not None:
-        return torch.dot(left.vector, right.vector).reshape(1)
-    a, b = _pick(left.rows, group.left), _pick(right.rows, group.right)
+    if left.dim() == 1 and right.dim() == 1:
+        return torch.dot(left, right)
+    a, b = _pick(_flat(left), group.left), _pick(_flat(right), group.right)
     if a.shape[1] == 1 and b.shape[1] == 1:
-        return torch.dot(a[:, 0], b[:, 0]).reshape(1)
+        return torch.dot(a[:, 0], b[:, 0])
     if a.shape[1] == 1:
         return a[:, 0] @ b
     if b.shape[1] == 1:
@@ -333,42 +340,96 @@ def _product_sums(left: _Column, right: _Column, group: _ProductGroup) -> Tensor
     return torch.linalg.vecdot(a, b, dim=0)
 
 
+def _moment_piece(rows: Sequence[Tensor], products: Sequence[_ProductGroup]) -> _MomentPiece:
+    """The :class:`_MomentPiece` of one piece of float64 rows (one tensor per state)."""
+    sums, first = zip(*(_sums_and_first(row) for row in rows), strict=True)
+    constant = tuple(one is not None for one in first)
+    return _MomentPiece(
+        rows[0].shape[0],
+        constant,
+        list(sums),
+        list(first),
+        [
+            None
+            if constant[g.left_state] or constant[g.right_state]
+            else _varying_products(rows[g.left_state], rows[g.right_state], g)
+            for g in products
+        ],
+    )
+
+
+def _stacked(parts: Sequence[Tensor | None]) -> Tensor:
+    """``(C, ...)``: the pieces' parts of one kind, which all of them have."""
+    present = [part for part in parts if part is not None]
+    assert len(present) == len(parts), "pieces that are constant alike have the same parts"
+    return torch.stack(present)
+
+
+def _moment_total(pieces: Sequence[_MomentPiece], products: Sequence[_ProductGroup]) -> tuple[Tensor, Tensor]:
+    """The ``(K,)`` sums and ``(U,)`` distinct products of a batch from its pieces, once per batch.
+
+    Pieces whose states are constant alike are stacked: a product with a constant state is that state's one row
+    times the other state's sums, piece by piece (the one row differs between pieces only in principle).
+    """
+    alike: dict[tuple[bool, ...], list[_MomentPiece]] = {}
+    for piece in pieces:
+        alike.setdefault(piece.constant, []).append(piece)
+    sums_parts, moment_parts = [], []
+    for same in alike.values():
+        constant = same[0].constant
+        sums = [torch.stack([piece.sums[s] for piece in same]) for s in range(len(constant))]  # (C, m) each
+        first = [_stacked([piece.first[s] for piece in same]) if constant[s] else None for s in range(len(constant))]
+        moments = []
+        for g, group in enumerate(products):
+            left_first, right_first = first[group.left_state], first[group.right_state]
+            if left_first is not None:
+                moments.append((_pick(left_first, group.left) * _pick(sums[group.right_state], group.right)).sum(0))
+            elif right_first is not None:
+                moments.append((_pick(sums[group.left_state], group.left) * _pick(right_first, group.right)).sum(0))
+            else:
+                moments.append(_stacked([piece.products[g] for piece in same]).sum(0).reshape(-1))
+        sums_parts.append(torch.cat([state.sum(0) for state in sums]))
+        moment_parts.append(torch.cat(moments))
+    device = sums_parts[0].device
+    return (
+        add_up(sums_parts, sums_parts[0].shape, device),
+        add_up(moment_parts, moment_parts[0].shape, device),
+    )
+
+
 def _moment_reduction(products: Sequence[_ProductGroup]) -> RowReduction:
     r"""The sums that the normal interval adds up from per-sample rows (one tensor per state), without groups.
 
-    Each piece of rows gives the ``(K,)`` sums :math:`\sum_i v_i`, its number of samples and the ``(U,)``
-    distinct products :math:`\sum_i v_{ia} v_{ib}` of ``products`` (:func:`_product_groups`), in the groups'
-    order (:func:`_moments` puts them in place). The rows are read state by state, at most one kernel chunk
-    of elements at a time, so that each step runs on the calling thread, and are never joined into one copy.
+    The fold's total is the ``(K,)`` sums :math:`\sum_i v_i`, the number of samples and the ``(U,)`` distinct
+    products :math:`\sum_i v_{ia} v_{ib}` of ``products`` (:func:`_product_groups`), in the groups' order
+    (:func:`_moments` puts them in place). Each piece of rows is read state by state, at most one kernel chunk of
+    elements at a time, so that each step runs on the calling thread, and the rows are never joined into one copy.
+    A piece gives only what needs its rows (:func:`_moment_piece`); the rest is done once per batch
+    (:func:`_moment_total`).
     """
     widest = max(len(group.where) for group in products)
-    distinct = sum(len(group.where) for group in products)
 
-    def sums_and_products(rows: list[Tensor]) -> tuple[Tensor, Tensor]:
-        """The ``(K,)`` sums and ``(U,)`` distinct products of one piece of float64 rows."""
-        columns = [_column_of(row) for row in rows]
-        sums = torch.cat([column.sums for column in columns])
-        return sums, torch.cat([_product_sums(columns[g.left_state], columns[g.right_state], g) for g in products])
-
-    def start(samples: int, device: torch.device) -> RowReduce:
+    def start(samples: int, device: torch.device) -> RowFold:
         budget = _budget(device)
+        pieces: list[_MomentPiece] = []
 
-        def reduce(rows: tuple[Tensor, ...], piece: slice) -> tuple[Tensor, ...]:
+        def add(rows: tuple[Tensor, ...], piece: slice) -> None:
             count = rows[0].shape[0]
             stat_rows = [row.to(STAT_DTYPE) for row in rows]  # no copy of float64 rows: an expanded row stays so
-            widths = [math.prod(row.shape[1:]) for row in rows]
-            if count * max(widest, *widths) <= budget:  # one chunk: the rows of one kernel block
-                sums, moments = sums_and_products(stat_rows)
-            else:
-                parts = [
-                    sums_and_products([row[sub] for row in stat_rows])
-                    for sub in _pieces(count, max(widest, *widths), device)
-                ]
-                sums = add_up([part[0] for part in parts], torch.Size((sum(widths),)), device)
-                moments = add_up([part[1] for part in parts], torch.Size((distinct,)), device)
+            width = max(widest, *(math.prod(row.shape[1:]) for row in rows))
+            if count * width <= budget:  # one chunk: the rows of one kernel block
+                pieces.append(_moment_piece(stat_rows, products))
+                return
+            for sub in _pieces(count, width, device):
+                pieces.append(_moment_piece([row[sub] for row in stat_rows], products))
+
+        def total() -> tuple[Tensor, ...]:
+            assert pieces, "a fold gets at least one piece of rows"
+            sums, moments = _moment_total(pieces, products)
+            count = sum(piece.samples for piece in pieces)
             return sums, torch.full((), count, dtype=STAT_DTYPE, device=device), moments
 
-        return reduce
+        return RowFold(add, total)
 
     return start
 
@@ -402,41 +463,62 @@ def _group_reduction(groups: Tensor, num_groups: int) -> RowReduction:
     """PerGroup's sums of per-sample rows: ``(K + 1, G)``, each group's sums of the K state columns, then its count.
 
     ``groups`` holds the ``(N,)`` int64 group ids of the batch, checked against its number of samples when the
-    reduction starts. Each state's columns are added into their groups' columns with ``index_add_`` straight from
-    the rows (no copy), and the counts by adding a row of ones the same way. A state whose rows are one row
-    expanded over the samples (unweighted weight totals) is not read row by row: its group sums are that row times
-    the groups' counts.
+    fold starts. Each piece's counts come from adding a row of ones into the groups' columns with ``index_add_``;
+    each varying state's columns are added the same way, straight from the rows (no copy), into one running sum per
+    state. A state whose rows are one row expanded over the samples (unweighted weight totals) is not read row by
+    row: its group sums are that row times the piece's counts, one matrix product per batch.
     """
 
-    def start(samples: int, device: torch.device) -> RowReduce:
+    def start(samples: int, device: torch.device) -> RowFold:
         _check_group_ids(groups, samples, device)
         budget = _budget(device)
         ones = torch.ones((1, min(samples, budget)), dtype=STAT_DTYPE, device=device)  # a chunk's count
+        widths: list[int] = []
+        counts: list[Tensor] = []  # (1, G) per piece
+        varying: dict[int, Tensor] = {}  # state -> (W, G): the group sums of its varying rows so far
+        constant: dict[int, list[tuple[Tensor, Tensor]]] = {}  # state -> (its one row, the piece's counts) per piece
 
-        def add_into_groups(columns: Tensor, ids: Tensor, values: Callable[[slice], Tensor]) -> Tensor:
-            """``(W, G)``: the ``(W, n)`` ``columns`` of the samples added into their groups' columns."""
-            total = torch.zeros((columns.shape[0], num_groups), dtype=STAT_DTYPE, device=device)
+        def add_piece(rows: Sequence[Tensor], ids: Tensor) -> None:
             count = ids.shape[0]
-            if count * columns.shape[0] <= budget:  # one chunk: the rows of one kernel block
-                return total.index_add_(1, ids, values(slice(0, count)))
-            for sub in _pieces(count, columns.shape[0], device):
-                total.index_add_(1, ids[sub], values(sub))
-            return total
+            piece_counts = torch.zeros((1, num_groups), dtype=STAT_DTYPE, device=device)
+            piece_counts.index_add_(1, ids, ones if count == ones.shape[1] else ones[:, :count])
+            counts.append(piece_counts)
+            for state, row in enumerate(rows):
+                if is_constant(row):
+                    one = row[:1] if row.dim() == 1 else _flat(row)[0]
+                    constant.setdefault(state, []).append((one.to(STAT_DTYPE), piece_counts))
+                    continue
+                columns = (row.unsqueeze(0) if row.dim() == 1 else _flat(row).T).to(STAT_DTYPE)  # (W, n)
+                if state not in varying:
+                    varying[state] = torch.zeros((widths[state], num_groups), dtype=STAT_DTYPE, device=device)
+                varying[state].index_add_(1, ids, columns)
 
-        def reduce(rows: tuple[Tensor, ...], piece: slice) -> tuple[Tensor, ...]:
+        def add(rows: tuple[Tensor, ...], piece: slice) -> None:
             ids = groups[piece]
             count = ids.shape[0]
-            counts = add_into_groups(ones, ids, lambda sub: ones[:, : sub.stop - sub.start])
-            sums = []
-            for row in rows:
-                if is_constant(row):
-                    sums.append(row[0].reshape(-1, 1).to(STAT_DTYPE) * counts)
-                    continue
-                columns = row.reshape(count, math.prod(row.shape[1:])).T.to(STAT_DTYPE)
-                sums.append(add_into_groups(columns, ids, lambda sub, columns=columns: columns[:, sub]))
-            return (torch.cat([*sums, counts]),)
+            if not widths:
+                widths.extend(math.prod(row.shape[1:]) for row in rows)
+            width = max(widths)
+            if count * width <= budget:  # one chunk: the rows of one kernel block
+                add_piece(rows, ids)
+                return
+            for sub in _pieces(count, width, device):
+                add_piece([row[sub] for row in rows], ids[sub])
 
-        return reduce
+        def total() -> tuple[Tensor, ...]:
+            assert counts, "a fold gets at least one piece of rows"
+            piece_counts = torch.cat(counts)  # (C, G)
+            sums = []
+            for state, width in enumerate(widths):
+                parts = [varying[state]] if state in varying else []
+                if state in constant:
+                    one_rows, their_counts = zip(*constant[state], strict=True)
+                    counted = piece_counts if len(their_counts) == len(counts) else torch.cat(their_counts)
+                    parts.append(torch.stack(one_rows).T @ counted)  # (W, C) @ (C, G)
+                sums.append(add_up(parts, torch.Size((width, num_groups)), device))
+            return (torch.cat([*sums, piece_counts.sum(0, keepdim=True)]),)
+
+        return RowFold(add, total)
 
     return start
 
@@ -1006,8 +1088,9 @@ class PairedComparison(SumStateMetric):
         device = rows_a[0].device
         # model a's states then model b's, as the joint layout numbers them
         count = rows_a[0].shape[0]
-        reduce = _moment_reduction(self._plan.products)(count, device)
-        sums, samples, products = reduce((*rows_a, *rows_b), slice(0, count))
+        fold = _moment_reduction(self._plan.products)(count, device)
+        fold.add((*rows_a, *rows_b), slice(0, count))
+        sums, samples, products = fold.total()
         sums_a, sums_b = sums.split(sum(math.prod(shape) for shape in shapes))
         return (*_unflatten(sums_a, shapes), *_unflatten(sums_b, shapes), samples, _moments(self._plan, products))
 

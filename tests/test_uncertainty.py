@@ -116,12 +116,18 @@ def test_sample_statistics_of_samples_larger_than_a_kernel_chunk(make, preds_sha
 def test_a_reduction_reads_the_per_sample_rows_whatever_per_sample_says():
     """A kernel given a reduction hands it the per-sample rows, with ``per_sample`` left at its default too."""
     from hingemetrics.functional._binary import binary_hinge_sums
+    from hingemetrics.functional._common import RowFold
 
     def keep_rows(samples, device):
-        return lambda rows, piece: tuple(
-            torch.zeros((samples, *row.shape[1:]), dtype=row.dtype).index_copy(0, torch.arange(samples)[piece], row)
-            for row in rows
-        )
+        kept = []
+
+        def add(rows, piece):
+            if not kept:
+                kept.extend(torch.zeros((samples, *row.shape[1:]), dtype=row.dtype) for row in rows)
+            for whole, row in zip(kept, rows, strict=True):
+                whole[piece] = row
+
+        return RowFold(add, lambda: tuple(kept))
 
     gen = torch.Generator().manual_seed(5)
     scores, labels = torch.randn(70000, generator=gen), torch.randint(2, (70000,), generator=gen)
@@ -220,6 +226,30 @@ def test_normal_interval_and_per_group_over_batches_of_several_kernel_chunks(wei
             mine = ids == g
             expected = (w[mine] * loss[mine, c]).sum() / w[mine].sum()
             np.testing.assert_allclose(by_group[g, c].item(), expected, rtol=1e-6)
+
+
+def test_normal_interval_and_per_group_when_the_last_chunk_holds_one_sample():
+    """Unweighted binary rows of one chunk plus one sample: the last chunk's weight row is a plain one-sample row.
+
+    The other chunks' weight rows are one value expanded over their samples; the folds add both kinds of piece.
+    """
+    from hingemetrics.functional._common import CPU_CHUNK_ELEMENTS
+
+    gen = torch.Generator().manual_seed(8)
+    n = CPU_CHUNK_ELEMENTS + 1
+    preds, target = torch.randn(n, generator=gen), torch.randint(2, (n,), generator=gen)
+    groups = torch.randint(4, (n,), generator=gen)
+    interval, per_group = hm.ConfidenceInterval(hm.BinaryHingeLoss()), hm.PerGroup(hm.BinaryHingeLoss(), 4)
+    interval.update(preds, target)
+    per_group.update(preds, target, groups=groups)
+    loss = np.maximum(0, 1 - (target.double().numpy() * 2 - 1) * preds.double().numpy())
+    mean, se = _weighted_mean_se(loss, np.ones(n))
+    got = interval.compute()
+    np.testing.assert_allclose(got["value"].item(), mean, rtol=1e-9)
+    np.testing.assert_allclose(got["stderr"].item(), se, rtol=1e-9)
+    ids = groups.numpy()
+    np.testing.assert_allclose(per_group.compute().numpy(), [loss[ids == g].mean() for g in range(4)], rtol=1e-9)
+    np.testing.assert_array_equal(per_group.group_samples.numpy(), np.bincount(ids, minlength=4))
 
 
 @pytest.mark.parametrize("weighted", [True, False], ids=["weighted", "unweighted"])

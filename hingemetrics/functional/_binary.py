@@ -78,7 +78,7 @@ def _binary_hinge_update(
     ``(min, max)`` of all of ``preds`` as the value checks read it, settles ``"auto"`` on the host; without it (or
     with ``ignore_index``, where only the counted scores decide) ``"auto"`` is decided on the device.
     ``per_sample`` gives the per-sample statistics instead: both ``(N,)`` (one sample for a 0-d score); with a
-    ``reduction``, what it sums of them (:func:`~hingemetrics.functional._common.reduce_over_blocks`).
+    ``reduction``, the total it folds of them (:func:`~hingemetrics.functional._common.reduce_over_blocks`).
     """
     if ignore_index is None:
         normalization = settle_auto(normalization, score_extrema, "sigmoid")
@@ -127,7 +127,7 @@ def binary_hinge_sums(
         normalization: ``None``, ``"sigmoid"`` or ``"auto"`` (decided once over the whole batch).
         per_sample: sum each sample (row along dimension 0) on its own, the whole batch in one piece: the
             per-sample statistics, from the same element losses.
-        reduction: reduce each chunk's per-sample rows as they are made and return the sums of what it makes
+        reduction: fold in each chunk's per-sample rows as they are made and return the fold's total
             (:data:`~hingemetrics.functional._common.RowReduction`), instead of the rows; implies ``per_sample``.
 
     Returns:

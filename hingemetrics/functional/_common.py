@@ -30,7 +30,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
@@ -42,13 +42,25 @@ __all__: list[str] = []
 STAT_DTYPE = torch.float64
 T = TypeVar("T")
 Block = tuple[slice, ...]
-#: ``reduce(rows, piece)``: a few sums of the per-sample ``rows`` (one tensor per state, ``(n, *state_shape)``) of
-#: the samples ``piece`` of a batch, as a tuple of tensors whose shapes do not depend on the piece.
-RowReduce = Callable[[tuple[Tensor, ...], slice], tuple[Tensor, ...]]
-#: ``start(samples, device) -> reduce``: what a wrapper does with a batch's per-sample rows. A kernel calls it once
-#: with the batch's number of samples, then ``reduce`` on the rows of each of its chunks as they are made, and adds
-#: up the results (:func:`reduce_over_blocks`), so that the rows of the whole batch are never held at once.
-RowReduction = Callable[[int, torch.device], RowReduce]
+
+
+class RowFold(NamedTuple):
+    """A reduction of one batch's per-sample rows, in progress.
+
+    ``add(rows, piece)`` folds in the rows (one tensor per state, ``(n, *state_shape)``) of the samples ``piece``
+    of the batch; ``total()`` ends the fold and gives its sums, a tuple of tensors whose shapes do not depend on
+    the pieces. Work that does not depend on the rows themselves (counts, the share of rows that are one row
+    expanded over the samples) is left to ``total``, once per batch, not done once per chunk.
+    """
+
+    add: Callable[[tuple[Tensor, ...], slice], None]
+    total: Callable[[], tuple[Tensor, ...]]
+
+
+#: ``start(samples, device) -> RowFold``: what a wrapper does with a batch's per-sample rows. A kernel calls it once
+#: with the batch's number of samples, folds in the rows of each of its chunks as they are made, then takes the
+#: total (:func:`reduce_over_blocks`), so that the rows of the whole batch are never held at once.
+RowReduction = Callable[[int, torch.device], RowFold]
 
 #: torch's grain size on the CPU: an operation on fewer elements runs on the calling thread, not split over threads.
 TORCH_GRAIN_SIZE = 32768
@@ -194,13 +206,13 @@ def reduce_over_blocks(
     weight_shape: torch.Size | None,
     reduction: RowReduction,
 ) -> tuple[Tensor, ...]:
-    """The sum over a batch's blocks of what ``reduction`` makes of each block's per-sample rows.
+    """What ``reduction`` makes of a batch's per-sample rows, folded in block by block (see :class:`RowFold`).
 
     ``block_rows`` is a kernel's ``block_sums`` in its per-sample form (see :func:`sum_over_blocks`). Each block
-    of whole samples is reduced as soon as its rows are made, while they are in cache, so the rows of the whole
-    batch are never held; samples split over several blocks are joined first and reduced in one piece.
+    of whole samples is folded in as soon as its rows are made, while they are in cache, so the rows of the whole
+    batch are never held; samples split over several blocks are joined first and folded in as one piece.
     """
-    reduce = reduction(samples, device)
+    fold = reduction(samples, device)
 
     def rows_of(block: Block) -> tuple[Tensor, Tensor]:
         loss, weight = block_rows(block)
@@ -208,19 +220,20 @@ def reduce_over_blocks(
         return loss, weight
 
     if blocks and len(blocks[0]) == 1:  # blocks of whole samples
-        reduced = [reduce(rows_of(block), block[0]) for block in blocks]
+        for block in blocks:
+            fold.add(rows_of(block), block[0])
     else:
         joined = _rows_over_blocks(map_blocks(block_rows, blocks), blocks, samples, device, loss_shape, weight_shape)
-        reduced = [reduce(joined, slice(0, samples))]
-    return tuple(add_up(list(parts), parts[0].shape, device) for parts in zip(*reduced, strict=True))
+        fold.add(joined, slice(0, samples))
+    return fold.total()
 
 
 def reduce_through(transform: Callable[..., tuple[Tensor, ...]], reduction: RowReduction) -> RowReduction:
     """``reduction`` of ``transform(*rows)``: for a kernel whose rows become the metric's state rows so."""
 
-    def start(samples: int, device: torch.device) -> RowReduce:
-        reduce = reduction(samples, device)
-        return lambda rows, piece: reduce(transform(*rows), piece)
+    def start(samples: int, device: torch.device) -> RowFold:
+        fold = reduction(samples, device)
+        return RowFold(lambda rows, piece: fold.add(transform(*rows), piece), fold.total)
 
     return start
 

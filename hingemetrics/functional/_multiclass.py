@@ -128,7 +128,7 @@ def _multiclass_hinge_update(
     the scores' device (any float dtype), multiplies each sample's loss by the weight of its class; it is not part
     of ``w``, so the weight total is the same with or without it. ``per_sample`` gives the per-sample
     statistics instead, from the same element losses: each with a leading ``(N,)`` dimension (one sample for
-    ``(C,)`` scores), the whole batch taken in one piece; with a ``reduction``, what it sums of them
+    ``(C,)`` scores), the whole batch taken in one piece; with a ``reduction``, the total it folds of them
     (:func:`~hingemetrics.functional._common.reduce_over_blocks`).
     """
     if ignore_index is None or _is_one_hot(preds, target):

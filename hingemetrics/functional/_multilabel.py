@@ -65,7 +65,7 @@ def _multilabel_hinge_update(
     The labels are the columns of one binary hinge (:func:`binary_hinge_sums`), so ``"auto"`` decides over the
     whole batch and ``ignore_index`` and weights count per label. ``(N, L, ...)`` inputs are read one chunk of
     samples (or positions) at a time, in whatever layout they come. ``per_sample`` gives the per-sample
-    statistics instead, both ``(N, L)``; with a ``reduction``, what it sums of them
+    statistics instead, both ``(N, L)``; with a ``reduction``, the total it folds of them
     (:func:`~hingemetrics.functional._common.reduce_over_blocks`).
     """
     sums = binary_hinge_sums(
