@@ -222,6 +222,7 @@ def test_the_wrapper_benchmark_times_every_wrapper_against_the_bare_metric(capsy
         labels = {row["wrapper"]: row for row in rows if row["metric"] == metric}
         assert labels["ConfidenceInterval normal"]["goal"] == labels["PerGroup G=10"]["goal"] == 2.0
         assert labels["ConfidenceInterval bootstrap R=100"]["goal"] is None  # reported, no goal
+        assert labels["PerGroup floor: id check + index_add_"]["goal"] is None
         for row in labels.values():
             assert row["bare_ms"] > 0 and row["ratio"] == pytest.approx(row["wrapped_ms"] / row["bare_ms"])
     table = wrappers.format_wrapper_table([wrappers.WrapperRow("binary", "PerGroup G=10", 10, 1.0, 3.0, 2.0)])

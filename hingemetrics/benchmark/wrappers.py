@@ -7,6 +7,11 @@ the repeats. The goal for the normal interval and for ``PerGroup(G=10)`` is at m
 bootstrap costs ``O(num_resamples)`` per sample, so its row is reported per resample too, without a goal; a paired
 comparison scores two models, so its goal would be 4x and it is reported only.
 
+One more row per metric, ``PerGroup floor``, times only what any ``PerGroup`` built on torch's CPU scatter must
+add to the bare update: the range check of the group ids (one ``aminmax``) and the ``index_add_`` of the counts
+and of the metric's per-sample rows into the groups, those rows made beforehand. It shows how much of the 2x goal
+is left for everything else (making the rows, the checks, the wrapper itself).
+
 Run it with ``python -m hingemetrics.benchmark --wrappers`` (``--quick`` divides the sizes by 100).
 """
 
@@ -25,6 +30,7 @@ from torch import Tensor
 
 import hingemetrics as hm
 from hingemetrics.benchmark.update import _elapsed, machine, plain_table
+from hingemetrics.functional._common import STAT_DTYPE, is_constant
 
 __all__ = ["WrapperRow", "format_wrapper_table", "main", "run_wrapper_benchmark"]
 
@@ -74,6 +80,26 @@ def _metrics() -> dict[str, tuple[Callable[[], hm.BinaryHingeLoss | hm.Multiclas
     }
 
 
+def _scatter_floor(metric: Any, preds: Tensor, target: Tensor, groups: Tensor) -> Callable[[], object]:
+    """The range check of ``groups`` and the scatter of the counts and of ``metric``'s varying rows into them.
+
+    A state whose rows are one value expanded over the samples needs no scatter (PerGroup multiplies the counts),
+    so only the varying rows are scattered, each state in one ``index_add_`` over the whole batch.
+    """
+    columns = [
+        row.reshape(row.shape[0], -1).T for row in metric._sample_statistics(preds, target) if not is_constant(row)
+    ]
+    ones = torch.ones((1, groups.shape[0]), dtype=STAT_DTYPE)
+
+    def floor() -> list[Tensor]:
+        torch.aminmax(groups)
+        counts = torch.zeros((1, NUM_GROUPS), dtype=STAT_DTYPE).index_add_(1, groups, ones)
+        sums = [torch.zeros((c.shape[0], NUM_GROUPS), dtype=STAT_DTYPE).index_add_(1, groups, c) for c in columns]
+        return [counts, *sums]
+
+    return floor
+
+
 def _time_metric(name: str, make: Callable[[], Any], draw: Callable, n: int, repeats: int) -> list[WrapperRow]:
     """Time one update of one metric, bare and through every wrapper, interleaved."""
     gen = torch.Generator().manual_seed(0)
@@ -91,6 +117,7 @@ def _time_metric(name: str, make: Callable[[], Any], draw: Callable, n: int, rep
         f"PerGroup G={NUM_GROUPS}": (lambda: per_group.update(preds, target, groups=groups), GOAL),
         f"ConfidenceInterval bootstrap R={NUM_RESAMPLES}": (lambda: bootstrap.update(preds, target), None),
         "PairedComparison (two models)": (lambda: paired.update(preds, other, target), None),
+        "PerGroup floor: id check + index_add_": (_scatter_floor(bare, preds, target, groups), None),
     }
     for job, _ in jobs.values():
         job()  # warm-up
