@@ -25,7 +25,7 @@ from hingemetrics._agreement import (
     group_key,
 )
 from hingemetrics._plot import plot_metric
-from hingemetrics.functional._common import STAT_DTYPE, RowReduction
+from hingemetrics.functional._common import STAT_DTYPE, RowReduction, fold_rows
 
 __all__: list[str] = []
 
@@ -322,11 +322,7 @@ class SumStateMetric(Metric):
         Here the rows of the whole batch are made, then folded in as one piece; a metric whose kernel makes its rows
         chunk by chunk folds in each chunk as it is made instead (:class:`WeightedSumStateMetric`).
         """
-        rows = self._sample_statistics(*args, **kwargs)
-        samples = rows[0].shape[0]
-        fold = reduction(samples, rows[0].device)
-        fold.add(tuple(rows), slice(0, samples))
-        return fold.total()
+        return fold_rows(reduction, self._sample_statistics(*args, **kwargs))
 
     def _compute_from(self, *states: Any, **kwargs: Any) -> Any:
         """The metric's value from state tensors shaped like its own, with any extra leading dimensions.

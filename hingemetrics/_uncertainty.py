@@ -37,6 +37,7 @@ from hingemetrics.functional._common import (
     RowReduction,
     _budget,
     add_up,
+    fold_rows,
     index_blocks,
     is_constant,
 )
@@ -312,10 +313,26 @@ def _flat(row: Tensor) -> Tensor:
     return row if row.dim() == 2 else row.reshape(row.shape[0], math.prod(row.shape[1:]))
 
 
+def _one_row(row: Tensor) -> Tensor:
+    """``(m,)``: the one row of a state whose rows are one row expanded over the samples (:func:`is_constant`)."""
+    return row[:1] if row.dim() == 1 else _flat(row)[0]
+
+
+def _row_pieces(tensors: Sequence[Tensor], width: int, device: torch.device) -> list[Sequence[Tensor]]:
+    """``tensors`` (one row per sample) cut into pieces of at most one kernel chunk of rows of ``width`` elements.
+
+    The tensors themselves when they fit in one chunk, as the rows of one kernel block do: no slicing then.
+    """
+    count = tensors[0].shape[0]
+    if count * width <= _budget(device):
+        return [tensors]
+    return [[tensor[sub] for tensor in tensors] for sub in _pieces(count, width, device)]
+
+
 def _sums_and_first(row: Tensor) -> tuple[Tensor, Tensor | None]:
     """``(m,)`` column sums of one state's float64 rows, and the one row where they are one row expanded."""
     if is_constant(row):
-        first = row[:1] if row.dim() == 1 else _flat(row)[0]
+        first = _one_row(row)
         return first * row.shape[0], first
     if row.dim() == 1:
         return row.sum(0, keepdim=True), None
@@ -410,18 +427,12 @@ def _moment_reduction(products: Sequence[_ProductGroup]) -> RowReduction:
     widest = max(len(group.where) for group in products)
 
     def start(samples: int, device: torch.device) -> RowFold:
-        budget = _budget(device)
         pieces: list[_MomentPiece] = []
 
         def add(rows: tuple[Tensor, ...], piece: slice) -> None:
-            count = rows[0].shape[0]
             stat_rows = [row.to(STAT_DTYPE) for row in rows]  # no copy of float64 rows: an expanded row stays so
             width = max(widest, *(math.prod(row.shape[1:]) for row in rows))
-            if count * width <= budget:  # one chunk: the rows of one kernel block
-                pieces.append(_moment_piece(stat_rows, products))
-                return
-            for sub in _pieces(count, width, device):
-                pieces.append(_moment_piece([row[sub] for row in stat_rows], products))
+            pieces.extend(_moment_piece(part, products) for part in _row_pieces(stat_rows, width, device))
 
         def total() -> tuple[Tensor, ...]:
             assert pieces, "a fold gets at least one piece of rows"
@@ -471,8 +482,7 @@ def _group_reduction(groups: Tensor, num_groups: int) -> RowReduction:
 
     def start(samples: int, device: torch.device) -> RowFold:
         _check_group_ids(groups, samples, device)
-        budget = _budget(device)
-        ones = torch.ones((1, min(samples, budget)), dtype=STAT_DTYPE, device=device)  # a chunk's count
+        ones = torch.ones((1, min(samples, _budget(device))), dtype=STAT_DTYPE, device=device)  # a chunk's count
         widths: list[int] = []
         counts: list[Tensor] = []  # (1, G) per piece
         varying: dict[int, Tensor] = {}  # state -> (W, G): the group sums of its varying rows so far
@@ -485,25 +495,19 @@ def _group_reduction(groups: Tensor, num_groups: int) -> RowReduction:
             counts.append(piece_counts)
             for state, row in enumerate(rows):
                 if is_constant(row):
-                    one = row[:1] if row.dim() == 1 else _flat(row)[0]
-                    constant.setdefault(state, []).append((one.to(STAT_DTYPE), piece_counts))
+                    constant.setdefault(state, []).append((_one_row(row), piece_counts))
                     continue
-                columns = (row.unsqueeze(0) if row.dim() == 1 else _flat(row).T).to(STAT_DTYPE)  # (W, n)
+                columns = row.unsqueeze(0) if row.dim() == 1 else _flat(row).T  # (W, n)
                 if state not in varying:
                     varying[state] = torch.zeros((widths[state], num_groups), dtype=STAT_DTYPE, device=device)
                 varying[state].index_add_(1, ids, columns)
 
         def add(rows: tuple[Tensor, ...], piece: slice) -> None:
-            ids = groups[piece]
-            count = ids.shape[0]
             if not widths:
                 widths.extend(math.prod(row.shape[1:]) for row in rows)
-            width = max(widths)
-            if count * width <= budget:  # one chunk: the rows of one kernel block
-                add_piece(rows, ids)
-                return
-            for sub in _pieces(count, width, device):
-                add_piece([row[sub] for row in rows], ids[sub])
+            stat_rows = [row.to(STAT_DTYPE) for row in rows]  # no copy of float64 rows: an expanded row stays so
+            for *part, ids in _row_pieces([*stat_rows, groups[piece]], max(widths), device):
+                add_piece(part, ids)
 
         def total() -> tuple[Tensor, ...]:
             assert counts, "a fold gets at least one piece of rows"
@@ -1085,12 +1089,8 @@ class PairedComparison(SumStateMetric):
                 f"{rows_b[0].shape[0]}."
             )
         shapes = _shapes(self.metric)
-        device = rows_a[0].device
         # model a's states then model b's, as the joint layout numbers them
-        count = rows_a[0].shape[0]
-        fold = _moment_reduction(self._plan.products)(count, device)
-        fold.add((*rows_a, *rows_b), slice(0, count))
-        sums, samples, products = fold.total()
+        sums, samples, products = fold_rows(_moment_reduction(self._plan.products), (*rows_a, *rows_b))
         sums_a, sums_b = sums.split(sum(math.prod(shape) for shape in shapes))
         return (*_unflatten(sums_a, shapes), *_unflatten(sums_b, shapes), samples, _moments(self._plan, products))
 

@@ -228,6 +228,14 @@ def reduce_over_blocks(
     return fold.total()
 
 
+def fold_rows(reduction: RowReduction, rows: Sequence[Tensor]) -> tuple[Tensor, ...]:
+    """The total of ``reduction``'s fold of a whole batch's per-sample ``rows``, folded in as one piece."""
+    samples = rows[0].shape[0]
+    fold = reduction(samples, rows[0].device)
+    fold.add(tuple(rows), slice(0, samples))
+    return fold.total()
+
+
 def reduce_through(transform: Callable[..., tuple[Tensor, ...]], reduction: RowReduction) -> RowReduction:
     """``reduction`` of ``transform(*rows)``: for a kernel whose rows become the metric's state rows so."""
 
